@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -48,11 +48,13 @@ class LossConfig:
     tv: float = 0.1
     landmark: float = 4.6e-4
     adversarial: float = 0.01
-    gan_type: str = "lsgan"  # lsgan | nsgan | hinge
+    gan_type: Literal["lsgan", "nsgan", "hinge"] = "lsgan"
     # ImageNet VGG used for perceptual and style losses: "auto" picks torchvision's VGG19 if its
     # weight file is available locally, else the VGG16 converted by `inclg weights convert-vgg16`.
-    feature_net: str = "auto"  # auto | vgg19 | vgg16
+    feature_net: Literal["auto", "vgg19", "vgg16"] = "auto"
     feature_weights: str | None = None  # explicit weight file; overrides the search
+    # The original feeds [0, 1] images to the VGG without ImageNet mean/std; true normalises.
+    feature_normalize: bool = False
 
 
 @dataclass
@@ -83,7 +85,7 @@ class TrainConfig:
     lr_milestones: tuple[int, ...] = (20000, 40000, 60000, 80000, 100000, 120000)
     max_iterations: int = 130000
     seed: int = 0
-    precision: str = "bf16"  # bf16 | fp32 (bf16 = autocast on devices that support it)
+    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 = autocast where the device supports it
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
 
@@ -158,6 +160,10 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError(errors[0] if errors else f"{path}: invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path}: expected a list, got {value!r}")
