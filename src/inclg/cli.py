@@ -157,6 +157,7 @@ def model_info(
                   else "differs from the paper's network (custom config)")
 
 
+
 data_app = typer.Typer(
     help="Prepare training data: aligned faces + landmarks, mask lists, splits, previews.",
     no_args_is_help=True,
@@ -166,16 +167,43 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("faces")
 def data_faces(
-    sources: Annotated[list[Path], typer.Argument(metavar="SRC...", help="Folders (searched recursively) or files of face photos.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created; an existing one is resumed).")],
-    detector: Annotated[str, typer.Option(help="Landmark backend: dlib (offline default), fan (face-alignment, weights on disk), stub (tests).")] = "dlib",
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores; 0: none).")] = None,
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="SRC...", help="Folders (searched recursively) or files of face photos."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output folder (created; an existing one is resumed)."),
+    ],
+    detector: Annotated[
+        str,
+        typer.Option(help="Landmark backend: dlib (default), fan (face-alignment), stub (tests)."),
+    ] = "dlib",
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: all cores; 0: none).")
+    ] = None,
     size: Annotated[int, typer.Option(help="Side of the aligned square crop in pixels.")] = 256,
-    image_format: Annotated[str, typer.Option("--format", help="Crop file format: png (lossless), jpg or webp.")] = "png",
-    border: Annotated[str, typer.Option(help="Fill where the crop reaches past the photo: blur, reflect, replicate, constant.")] = "blur",
-    max_outside: Annotated[float, typer.Option(help="Reject crops with more than this fraction outside the photo.")] = 0.45,
-    min_eye_distance: Annotated[float, typer.Option(help="Reject faces whose eye centres are closer (source pixels).")] = 24.0,
-    limit: Annotated[int | None, typer.Option(help="Only the first N photos in name order (a reproducible subset).")] = None,
+    image_format: Annotated[
+        str, typer.Option("--format", help="Crop file format: png (lossless), jpg or webp.")
+    ] = "png",
+    border: Annotated[
+        str,
+        typer.Option(
+            help="Fill where the crop reaches past the photo: blur, reflect, replicate, constant."
+        ),
+    ] = "blur",
+    max_outside: Annotated[
+        float, typer.Option(help="Reject crops with more than this fraction outside the photo.")
+    ] = 0.45,
+    min_eye_distance: Annotated[
+        float, typer.Option(help="Reject faces whose eye centres are closer (source pixels).")
+    ] = 24.0,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Only the first N photos in name order (a reproducible subset)."),
+    ] = None,
 ) -> None:
     """Detect, align and crop every face photo; write crops, landmarks, manifest and rejects."""
     from tqdm import tqdm
@@ -183,13 +211,11 @@ def data_faces(
     from inclg.data import DataError
     from inclg.data.faces import REJECT_REASONS, FaceJob, FaceOptions
 
-    if image_format not in ("png", "jpg", "webp"):
-        fail(f"--format must be png, jpg or webp, not {image_format!r}")
-    options = FaceOptions(detector, size, border, image_format, max_outside, min_eye_distance)
     try:
+        options = FaceOptions(detector, size, border, image_format, max_outside, min_eye_distance)
         job = FaceJob(sources, out, options, limit)
-        typer.echo(f"{len(job.todo)} photos to prepare, {job.already_done} already done, into {out}")
-        with tqdm(total=len(job.todo), unit="photo", dynamic_ncols=True) as bar:
+        typer.echo(f"{job.pending} photos to prepare, {job.already_done} already done, into {out}")
+        with tqdm(total=job.pending, unit="photo", dynamic_ncols=True) as bar:
             for _ in job.run(workers):
                 bar.update()
     except DataError as err:
@@ -203,9 +229,15 @@ def data_faces(
 @data_app.command("masks")
 def data_masks(
     src: Annotated[Path, typer.Argument(help="Folder of hole masks (white = hole), any size.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the lists, ratios.csv and summary.json.")],
-    train_per_group: Annotated[int, typer.Option(help="Training masks drawn per ratio group.")] = 3300,
-    val_per_group: Annotated[int, typer.Option(help="Validation masks drawn per ratio group.")] = 200,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the lists, ratios.csv and summary.json.")
+    ],
+    train_per_group: Annotated[
+        int, typer.Option(help="Training masks drawn per ratio group.")
+    ] = 3300,
+    val_per_group: Annotated[
+        int, typer.Option(help="Validation masks drawn per ratio group.")
+    ] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
     size: Annotated[int, typer.Option(help="Resolution at which hole ratios are measured.")] = 256,
 ) -> None:
@@ -227,18 +259,35 @@ def data_masks(
     except DataError as err:
         fail(str(err))
         return
-    for group, have, train, val in zip(summary["groups"], summary["available"], summary["train_per_group"], summary["val_per_group"]):
+    for group, have, train, val in zip(
+        summary["groups"],
+        summary["available"],
+        summary["train_per_group"],
+        summary["val_per_group"],
+    ):
         typer.echo(f"{group:>8}: {have:5} masks -> {train} train, {val} val")
     typer.echo(f"{summary['ungrouped']} masks outside every group; lists in {out}")
 
 
 @data_app.command("gen-masks")
 def data_gen_masks(
-    kind: Annotated[str, typer.Argument(help="free-form, lip, cleft-left, cleft-right, cleft-both, nose, eyebrows, eyes or mouth.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNG masks and masks.flist.")],
-    prepared: Annotated[Path | None, typer.Option(help="Folder made by `inclg data faces` (landmark kinds: one mask per face).")] = None,
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="free-form, lip, cleft-left, cleft-right, cleft-both, nose, eyebrows or eyes."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the PNG masks and masks.flist.")
+    ],
+    prepared: Annotated[
+        Path | None,
+        typer.Option(help="Folder made by `inclg data faces` (landmark kinds: one mask per face)."),
+    ] = None,
     count: Annotated[int, typer.Option(help="Number of free-form masks.")] = 1000,
-    ratio: Annotated[str | None, typer.Option(help="Free-form hole ratio range, e.g. 0.2-0.4.")] = None,
+    ratio: Annotated[
+        str | None, typer.Option(help="Free-form hole ratio range, e.g. 0.2-0.4.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the free-form strokes.")] = 0,
     size: Annotated[int, typer.Option(help="Side of free-form masks in pixels.")] = 256,
 ) -> None:
@@ -265,9 +314,16 @@ def data_gen_masks(
 @data_app.command("split")
 def data_split(
     prepared: Annotated[Path, typer.Argument(help="Folder made by `inclg data faces`.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the .flist files (default: PREPARED/lists).")] = None,
-    val: Annotated[float, typer.Option(help="Fraction of every source folder for validation.")] = 0.05,
-    test: Annotated[float, typer.Option(help="Fraction of every source folder for testing.")] = 0.05,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for the .flist files (default: PREPARED/lists)."),
+    ] = None,
+    val: Annotated[
+        float, typer.Option(help="Fraction of every source folder for validation.")
+    ] = 0.05,
+    test: Annotated[
+        float, typer.Option(help="Fraction of every source folder for testing.")
+    ] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
 ) -> None:
     """Write disjoint, deterministic train/val/test image and landmark lists (.flist)."""
@@ -289,13 +345,22 @@ def data_split(
 @data_app.command("preview")
 def data_preview(
     prepared: Annotated[Path, typer.Argument(help="Folder made by `inclg data faces`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Contact sheet image (.png, .jpg or .webp).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Contact sheet image (.png, .jpg or .webp).")
+    ],
     count: Annotated[int, typer.Option(help="Faces on the sheet (a seeded random sample).")] = 48,
     columns: Annotated[int, typer.Option(help="Cells per row.")] = 8,
     cell: Annotated[int, typer.Option(help="Cell side in pixels.")] = 160,
-    mask: Annotated[str, typer.Option(help="Landmark mask drawn on each face (lip, cleft-left, nose, ...; none).")] = "cleft-left",
-    masks: Annotated[Path | None, typer.Option(help="A mask .flist to draw instead of landmark masks.")] = None,
-    rejects: Annotated[int, typer.Option(help="Also show this many rejected photos with their reason.")] = 8,
+    mask: Annotated[
+        str,
+        typer.Option(help="Landmark mask drawn on each face (lip, cleft-left, nose, ...; none)."),
+    ] = "cleft-left",
+    masks: Annotated[
+        Path | None, typer.Option(help="A mask .flist to draw instead of landmark masks.")
+    ] = None,
+    rejects: Annotated[
+        int, typer.Option(help="Also show this many rejected photos with their reason.")
+    ] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
 ) -> None:
     """Draw aligned crops with landmarks and masks on one sheet, to check the data at a glance."""
@@ -305,8 +370,17 @@ def data_preview(
 
     try:
         mask_list = read_flist(masks) if masks else None
-        cells = preview_prepared(prepared, out, count, columns, cell, None if mask == "none" else mask,
-                                 mask_list, seed, rejects)
+        cells = preview_prepared(
+            prepared,
+            out,
+            count,
+            columns,
+            cell,
+            None if mask == "none" else mask,
+            mask_list,
+            seed,
+            rejects,
+        )
     except DataError as err:
         fail(str(err))
         return
