@@ -10,36 +10,12 @@ runner = CliRunner()
 
 def test_the_data_commands_prepare_a_folder_end_to_end(photo_dirs, tmp_path):
     out = tmp_path / "prepared"
-    result = runner.invoke(
-        app,
-        [
-            "data",
-            "faces",
-            *map(str, photo_dirs),
-            "--out",
-            str(out),
-            "--detector",
-            "stub",
-            "--workers",
-            "0",
-        ],
-    )
+    faces = ["data", "faces", *map(str, photo_dirs), "--out", str(out), "--detector", "stub",
+             "--workers", "0"]
+    result = runner.invoke(app, faces)
     assert result.exit_code == 0, result.output
     assert "accepted 4, rejected 0" in result.output
-    again = runner.invoke(
-        app,
-        [
-            "data",
-            "faces",
-            *map(str, photo_dirs),
-            "--out",
-            str(out),
-            "--detector",
-            "stub",
-            "--workers",
-            "0",
-        ],
-    )
+    again = runner.invoke(app, faces)
     assert "0 photos to prepare, 4 already done" in again.output
 
     result = runner.invoke(app, ["data", "split", str(out), "--val", "0.5", "--test", "0"])

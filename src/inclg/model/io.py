@@ -8,7 +8,6 @@ checksums in config.json catch a truncated or swapped weight file before it give
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -20,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from inclg.config import ConfigError, from_dict
-from inclg.fileio import atomic_path, atomic_write_text
+from inclg.fileio import atomic_path, atomic_write_text, sha256_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -30,14 +29,6 @@ FORMAT_VERSION = 1
 
 class WeightsError(ValueError):
     """A weight file or folder is missing, corrupt or belongs to another model."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _shards(state: dict[str, torch.Tensor], max_bytes: int | None) -> list[dict[str, torch.Tensor]]:

