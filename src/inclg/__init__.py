@@ -5,6 +5,7 @@ Conventions everywhere: images are float tensors [B, 3, H, W] in [0, 1]; masks [
 """
 
 from inclg.config import Config, ConfigError, load_config
+from inclg.infer.pipeline import Predictor
 from inclg.model.discriminator import Discriminator
 from inclg.model.generator import Generator
 from inclg.model.io import WeightsError, import_original
@@ -17,6 +18,7 @@ __all__ = [
     "ConfigError",
     "Discriminator",
     "Generator",
+    "Predictor",
     "WeightsError",
     "composite",
     "import_original",

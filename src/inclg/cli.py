@@ -119,6 +119,175 @@ def config_show(
     typer.echo(_config(config, overrides).to_yaml(), nl=False)
 
 
+def _log_above_progress_bar() -> None:
+    """Show the library's INFO log records (validation results, resume) above the tqdm bar."""
+    import logging
+
+    from tqdm import tqdm
+
+    class TqdmHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            tqdm.write(self.format(record))
+
+    handler = TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("inclg")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+
+
+@app.command("train")
+def train_command(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    resume: Annotated[str | None, typer.Option(
+        help="'auto' (the run's latest checkpoint, if any), a checkpoint folder or a run folder; "
+        "without --config a checkpoint's own config.yaml is used")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="run folder for logs and checkpoints (sets train.run_dir)")] = None,
+) -> None:
+    """Train the network as the paper's Algorithm 1; under torchrun, on every GPU (DDP).
+
+    Ctrl-C or SIGTERM finishes the step, writes a checkpoint and exits (then: --resume auto).
+    """
+    import os
+
+    from tqdm import tqdm
+
+    from inclg.data import DataError
+    from inclg.model.io import WeightsError
+    from inclg.train.checkpoint import CONFIG_NAME, CheckpointError, resolve_resume
+    from inclg.train.loop import Progress, TrainingError, train
+
+    overrides = list(overrides or [])
+    if out is not None:
+        overrides.append(f"train.run_dir={out}")
+    if config is None and resume not in (None, "auto"):
+        try:
+            found = resolve_resume(resume, ".")
+        except CheckpointError as err:
+            fail(str(err))
+        if found is not None:
+            config = found / CONFIG_NAME
+    cfg = _config(config, overrides)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    bar: tqdm | None = None
+
+    def progress(p: Progress) -> None:
+        nonlocal bar
+        if not main_process:
+            return
+        if bar is None:
+            bar = tqdm(total=p.max_iterations * p.images, initial=(p.iteration - 1) * p.images,
+                       unit="img", dynamic_ncols=True, smoothing=0.05)
+        bar.update(p.images)
+        if p.scalars:
+            bar.set_postfix(it=p.iteration, G=f"{p.scalars['loss/total']:.3f}",
+                            D=f"{p.scalars['loss/discriminator']:.3f}", refresh=False)
+
+    if main_process:
+        _log_above_progress_bar()
+    try:
+        result = train(cfg, resume=resume, on_progress=progress)
+    except (ConfigError, DataError, WeightsError, CheckpointError, TrainingError, OSError) as err:
+        fail(str(err))
+    finally:
+        if bar is not None:
+            bar.close()
+    if not main_process:
+        return
+    where = result.checkpoint or "no checkpoint"
+    if result.interrupted:
+        typer.echo(f"stopped at iteration {result.iteration}; checkpoint {where}; continue with: "
+                   f"inclg train --resume auto --out {cfg.train.run_dir} (and the same --config)")
+        return
+    typer.echo(f"iteration {result.iteration}, {result.images_per_second:.3g} img/s overall "
+               f"(with validation and checkpoints); last checkpoint {where}")
+    if result.best:
+        typer.echo(f"best: {result.best['checkpoint']} (validation loss "
+                   f"{result.best['val_loss']:.4f})")
+
+
+@app.command("tune")
+def tune_command(
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage URL: sqlite:///path/tune.db (default: RUN_DIR/tune.db; a killed "
+        "search resumes) or postgresql://user:password@host/db for workers on several machines"
+    )] = None,
+    study: Annotated[str | None, typer.Option(help="study name (default: inclg-STAGE)")] = None,
+    trials: Annotated[int | None, typer.Option(
+        help="finished trials the study should reach (sets tune.trials)")] = None,
+    stage: Annotated[str | None, typer.Option(
+        help="landmark: the landmark-loss weight; optim: LR, LR decay and batch size "
+        "(sets tune.stage)")] = None,
+    best: Annotated[bool, typer.Option(
+        "--best", help="print the best trial instead of searching")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="with --best: write the tuned config here (for inclg train)")] = None,
+) -> None:
+    """Search hyperparameters with Optuna as the paper did; each trial is a short training run."""
+    from inclg.data import DataError
+    from inclg.model.io import WeightsError
+    from inclg.train.loop import TrainingError
+    from inclg.train.tune import (
+        TrialReport,
+        TuneError,
+        best_trial,
+        default_storage,
+        require_optuna,
+        run_study,
+    )
+
+    overrides = list(overrides or [])
+    if stage is not None:
+        if stage not in ("landmark", "optim"):
+            fail(f"--stage must be landmark or optim, not {stage!r}")
+        overrides.append(f"tune.stage={stage}")
+    if trials is not None:
+        overrides.append(f"tune.trials={trials}")
+    cfg = _config(config, overrides)
+    storage = storage or default_storage(cfg.train.run_dir)
+    study = study or f"inclg-{cfg.tune.stage}"
+    if best:
+        try:
+            result = best_trial(storage, study, cfg if config is not None else None)
+        except (TuneError, ConfigError) as err:
+            fail(str(err))
+        typer.echo(f"study {study}: best trial {result.number} of {result.finished}, "
+                   f"validation loss {result.value:.5g}")
+        for key, value in result.params.items():
+            typer.echo(f"  {key} = {value!r}")
+        if out is not None:
+            result.config.save(out)
+            typer.echo(f"wrote {out}; train with: inclg train --config {out}")
+        return
+    if out is not None:
+        fail("--out is for --best (the tuned config); trial logs go to RUN_DIR/trials")
+
+    try:
+        optuna = require_optuna()
+    except TuneError as err:
+        fail(str(err))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def report(trial: TrialReport) -> None:
+        value = "-" if trial.value is None else f"{trial.value:.5g}"
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in trial.params.items())
+        typer.echo(f"trial {trial.number:4d} {trial.state:8} validation loss {value:>10}  {params}")
+
+    _log_above_progress_bar()
+    typer.echo(f"study {study} ({cfg.tune.stage}) in {storage}: up to {cfg.tune.trials} trials")
+    try:
+        ran = run_study(cfg, storage, study, on_trial=report)
+    except (TuneError, ConfigError, DataError, WeightsError, TrainingError) as err:
+        fail(str(err))
+    typer.echo(f"{ran} trials run; best: inclg tune --best --storage {storage} --study {study} "
+               f"--out tuned.yaml")
+
+
 @model_app.command("info")
 def model_info(
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides")] = None,
@@ -156,6 +325,98 @@ def model_info(
     console.print("matches the original INCLG's used parameters (13,894,479 / 2,767,906)" if paper
                   else "differs from the paper's network (custom config)")
 
+
+@app.command("predict")
+def predict_command(
+    path: Annotated[Path, typer.Argument(
+        metavar="PHOTO|DIR", help="A face photo, or a folder of them (searched recursively; the "
+        "output folder, INCLG's own outputs and NAME.mask.* files are skipped).")],
+    mask: Annotated[Path | None, typer.Option(
+        help="Mask drawn on the full photo as displayed, same size (white or opaque = region to "
+        "predict); with a folder, one mask for every photo.")] = None,
+    mask_dir: Annotated[Path | None, typer.Option(
+        help="Folder of masks paired by name: DIR/sub/IMG.jpg takes MASK_DIR/sub/IMG.png or "
+        "IMG.mask.png (any image type).")] = None,
+    auto_mask: Annotated[str | None, typer.Option(
+        help="Draw the mask from the landmarks: lip, cleft-left, cleft-right, cleft-bilateral or "
+        "nose (left/right are the subject's sides).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output folder (default: inclg-out/ next to the photo, or inside "
+        "DIR).")] = None,
+    weights: Annotated[str, typer.Option(
+        help="Model folder (written by save_pretrained or `inclg weights import-original`); "
+        "default: the model bundled with INCLG.")] = "default",
+    detector: Annotated[str, typer.Option(
+        help="Landmark backend: dlib (default), fan (face-alignment), stub (tests).")] = "dlib",
+    face: Annotated[int | None, typer.Option(
+        help="Which face when several are found: 0 = the largest, 1 = the next largest, ... "
+        "(for every photo of a folder).")] = None,
+    seed: Annotated[int, typer.Option(
+        help="Run seed; each photo's seed is derived from it and its file name (in the JSON)."
+    )] = 0,
+    precision: Annotated[str, typer.Option(
+        help="fp32 (default) or bf16 (autocast: faster on CPUs with bf16 units, slightly "
+        "different output).")] = "fp32",
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads for the network (default: one per core).")] = None,
+) -> None:
+    """Predict the masked region of a face photo (or a folder of photos) and paste it back.
+
+    Per photo NAME, OUT gets NAME.result.png (the photo, upright, same size, no metadata; only
+    pixels inside the slightly dilated mask change), NAME.before_after.jpg, NAME.landmarks.jpg and
+    NAME.json (68 landmarks in photo pixels, mask, face box, model id and checksum, timings).
+    A photo whose JSON matches the same photo, mask, seed and model is skipped, so a stopped run
+    resumes. Exit status: 0 if every photo succeeded (or was already done), 1 if any failed (one
+    line each, then a summary), 2 for a usage error.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    from inclg.data import DataError
+    from inclg.fileio import atomic_write_text
+    from inclg.infer.batch import MaskSpec, PredictJob, summarise
+    from inclg.infer.pipeline import Predictor
+    from inclg.model.io import WeightsError
+
+    if precision not in ("fp32", "bf16"):
+        fail(f"--precision must be fp32 or bf16, not {precision!r}")
+    if threads is not None and threads < 1:
+        fail("--threads must be at least 1")
+    try:
+        masks = MaskSpec(mask, mask_dir, auto_mask)
+        predictor = Predictor.from_pretrained(weights, detector=detector,
+                                              precision=precision,  # type: ignore[arg-type]
+                                              threads=threads)
+        job = PredictJob(path, predictor, masks, out, seed, face)
+    except (DataError, WeightsError) as err:
+        fail(str(err))
+    if predictor.model.warning:
+        typer.secho(f"warning: {predictor.model.warning}", fg=typer.colors.YELLOW, err=True)
+    many = len(job.items) > 1
+    outcomes = []
+    with tqdm(total=len(job.items), unit="photo", dynamic_ncols=True, disable=not many) as bar:
+        for outcome in job.run():
+            outcomes.append(outcome)
+            if outcome.status == "failed":
+                bar.write(f"error: {outcome.reason}", file=sys.stderr)
+            bar.update()
+    summary = summarise(outcomes, job.out)
+    if many:
+        atomic_write_text(job.out / "inclg-predict-summary.json", json.dumps(summary, indent=1))
+        typer.echo(f"{summary['ok']} done, {summary['skipped']} already done, "
+                   f"{summary['failed']} failed; outputs in {job.out}")
+        for failure in summary["failures"]:
+            typer.echo(f"  failed  {failure['photo']}")
+    elif outcomes[0].status == "ok":
+        outputs = outcomes[0].item.outputs
+        typer.echo(f"wrote {outputs['result']} (+ .before_after.jpg, .landmarks.jpg, .json) in "
+                   f"{outcomes[0].seconds:.2f} s")
+    elif outcomes[0].status == "skipped":
+        typer.echo(f"already done: {outcomes[0].item.outputs['json']} matches this photo, mask, "
+                   "seed and model; delete it to predict again")
+    if summary["failed"]:
+        raise typer.Exit(1)
 
 
 data_app = typer.Typer(

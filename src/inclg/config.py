@@ -87,6 +87,31 @@ class TrainConfig:
     seed: int = 0
     precision: Literal["bf16", "fp32"] = "bf16"  # bf16 = autocast where the device supports it
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    run_dir: str = "runs/inclg"  # TensorBoard logs, checkpoints and the resolved config
+    log_every: int = 100  # iterations between logged loss terms, LR, gamma and img/s
+    sample_every: int = 2000  # iterations between sample grids in TensorBoard (0 = never)
+    val_every: int = 5000  # iterations between validations (0 = never)
+    val_max_images: int = 1000  # validate on the first N images of the validation list (0 = all)
+    checkpoint_every: int = 5000  # iterations between checkpoints (0 = at the end and on a signal)
+    keep_last: int = 3  # recent checkpoints kept; the best one is kept as well
+    channels_last: bool = True  # NHWC memory layout: faster convolutions on tensor cores
+    compile: bool = False  # torch.compile the networks: slower start, faster steps on a GPU
+
+
+@dataclass
+class TuneConfig:
+    """Optuna search as in the paper: the landmark-loss weight alone first, then LR, LR decay and
+    batch size, each trial a short training run judged by its validation loss."""
+
+    stage: Literal["landmark", "optim"] = "landmark"
+    trials: int = 20  # finished (complete or pruned) trials the study should reach
+    iterations: int = 0  # training iterations per trial; 0 = one epoch (the paper's budget)
+    report_every: int = 500  # iterations between validations reported to the pruner
+    landmark_range: tuple[float, float] = (1e-5, 1e-2)  # loss.landmark, log-uniform
+    lr_range: tuple[float, float] = (1e-5, 1e-3)  # train.lr, log-uniform
+    lr_decay_range: tuple[float, float] = (0.5, 0.95)  # train.lr_decay, uniform
+    batch_sizes: tuple[int, ...] = (4, 8, 16)  # train.batch_size, categorical
+    seed: int = 0  # seed of the TPE sampler
 
 
 @dataclass
@@ -98,6 +123,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples become lists) for YAML / JSON."""

@@ -48,6 +48,11 @@ def decode_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:
         ) from None
 
 
+def pil_to_rgb(img: Image.Image) -> np.ndarray:
+    """An opened PIL image as H x W x 3 uint8 RGB, upright, converted as `decode_rgb` does."""
+    return _to_rgb(ImageOps.exif_transpose(img))
+
+
 def _to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(img, dtype=np.float64)

@@ -1,0 +1,143 @@
+"""What a prediction leaves on disk besides the result: a before/after image of the face region,
+a landmarks overlay and a JSON record. Untrained weights are announced on every image and in the
+JSON, so a noise-filled output is never mistaken for a prediction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+import inclg
+from inclg.data.preview import draw_face
+from inclg.infer.pipeline import PredictResult
+
+PANEL_HEIGHT = 512  # before/after panels, px
+OVERLAY_SIDE = 640  # longest side of the landmarks overlay, px
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def encode_image(image: np.ndarray, suffix: str = ".png", quality: int = 92) -> bytes:
+    """PNG (lossless) or JPEG bytes of an RGB uint8 image, with no metadata at all: OpenCV writes
+    no EXIF, so no GPS position, camera or date leaves with the result."""
+    params = ([cv2.IMWRITE_PNG_COMPRESSION, 1] if suffix == ".png"
+              else [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, data = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode the image as {suffix}")
+    return data.tobytes()
+
+
+def _face_region(result: PredictResult, image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """The crop box of `image`, resized so its longest side is `side`, and that scale."""
+    x0, y0, x1, y1 = result.crop_box
+    region = image[y0:y1, x0:x1]
+    scale = side / max(region.shape[:2])
+    size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(region, size, interpolation=interpolation), scale
+
+
+def _banner(width: int, text: str, colour: tuple[int, int, int], height: int = 30) -> np.ndarray:
+    """A strip of `colour` with white text, fitted to `width`."""
+    strip = np.zeros((height, width, 3), np.uint8)
+    strip[:] = colour
+    scale = 0.6
+    while scale > 0.3 and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width - 12:
+        scale -= 0.05
+    cv2.putText(strip, text, (6, height - 10), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return strip
+
+
+def _with_banners(image: np.ndarray, result: PredictResult, title: str) -> np.ndarray:
+    strips = [_banner(image.shape[1], title, (40, 40, 40))]
+    if not result.trained:
+        strips.append(_banner(image.shape[1], "UNTRAINED MODEL - random weights - the masked "
+                              "region is NOISE, not a prediction", (200, 0, 0), 34))
+    return np.concatenate([*strips, image], axis=0)
+
+
+def before_after(result: PredictResult) -> np.ndarray:
+    """The face region before and after, side by side, under a title (and the UNTRAINED banner)."""
+    before, _ = _face_region(result, result.photo.pixels, PANEL_HEIGHT)
+    after, _ = _face_region(result, result.image, PANEL_HEIGHT)
+    gap = np.full((before.shape[0], 4, 3), 255, np.uint8)
+    pair = np.concatenate([before, gap, after], axis=1)
+    return _with_banners(pair, result, f"before | after    model {result.model_id}")
+
+
+def landmarks_overlay(result: PredictResult) -> np.ndarray:
+    """The face region of the result with the mask's outline (red; the feathered edge yellow),
+    the detector's landmarks (white rings) and the network's (dots coloured per region)."""
+    canvas, scale = _face_region(result, result.image, OVERLAY_SIDE)
+    x0, y0 = result.crop_box[:2]
+    h, w = canvas.shape[:2]
+
+    def outline(mask: np.ndarray, origin: tuple[int, int], colour: tuple[int, int, int]) -> None:
+        full = np.zeros((result.crop_box[3] - y0, result.crop_box[2] - x0), np.uint8)
+        ox, oy = origin[0] - x0, origin[1] - y0
+        full[oy:oy + mask.shape[0], ox:ox + mask.shape[1]] = mask
+        small = cv2.resize(full, (w, h), interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(canvas, contours, -1, colour, 1, cv2.LINE_AA)
+
+    def to_canvas(points: np.ndarray) -> np.ndarray:
+        return (points - np.array([x0, y0]) + 0.5) * scale - 0.5
+
+    outline((result.alpha > 0).astype(np.uint8), result.window[:2], (255, 255, 0))
+    outline(result.mask.astype(np.uint8), result.window[:2], (255, 0, 0))
+    for x, y in to_canvas(result.face.landmarks).tolist():
+        cv2.circle(canvas, (round(x), round(y)), 4, (255, 255, 255), 1, cv2.LINE_AA)
+    canvas = draw_face(canvas, to_canvas(result.landmarks))
+    legend = "dots: network landmarks   rings: detector   red: mask   yellow: feathered edge"
+    return _with_banners(canvas, result, legend)
+
+
+def _points(points: np.ndarray) -> list[list[float]]:
+    return np.round(np.asarray(points, np.float64), 2).tolist()
+
+
+def result_record(result: PredictResult, outputs: dict[str, str],
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON record of one prediction: landmarks in photo pixels, mask, face, model, timings.
+
+    `landmarks` are the network's 68 (x, y) points in the upright photo (clamped to it);
+    `detected_landmarks` are the detector's, which placed the crop.
+    """
+    face = result.face
+    h, w = result.image.shape[:2]
+    record: dict[str, Any] = {
+        "inclg_version": inclg.__version__,
+        "photo": result.photo.name,
+        "size": [w, h],
+        "input_notes": list(result.photo.notes),
+        "trained": result.trained,
+        "warning": result.warning,
+        "model": {"id": result.model_id, "checksum": result.checksum, "trained": result.trained},
+        "seed": result.seed,
+        "landmarks": _points(result.landmarks),
+        "landmarks_outside_photo": result.landmarks_outside,
+        "detected_landmarks": _points(face.landmarks),
+        "face": {
+            "index": result.face_index,
+            "faces_found": len(result.faces),
+            "box": [round(v, 1) for v in face.box],
+            "score": round(face.score, 4),
+            "method": face.method,
+        },
+        "crop_box": list(result.crop_box),
+        "alignment": {
+            "matrix": np.round(result.alignment.matrix, 6).tolist(),
+            "scale": round(result.alignment.scale, 4),
+            "outside": round(result.alignment.outside, 4),
+            "residual": round(result.alignment.residual, 4),
+        },
+        "mask": {"source": result.mask_source, **result.mask_stats},
+        "changed_box": list(result.window),
+        "timings_s": dict(result.timings),
+        "outputs": outputs,
+    }
+    if extra:
+        record.update(extra)
+    return record
