@@ -10,7 +10,6 @@ load average is recorded.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from predict_speed import FIXTURE, cpu_info, end_to_end, make_photo, median_ms
+from predict_speed import cpu_info, end_to_end, make_photo, median_ms, photo_arguments
 
 from inclg.export.onnx import IMAGE_TOLERANCE, OnnxGenerator, export_onnx
 from inclg.infer.pipeline import Predictor
@@ -45,15 +44,7 @@ def network(predictor: Predictor, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photo", type=Path, default=FIXTURE, help="face photo to enlarge")
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--weights", default="default")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
-    parser.add_argument("--out", type=Path,
-                        default=Path("benchmarks/results/backend_speed_cpu.json"))
-    args = parser.parse_args()
+    args = photo_arguments(__doc__.splitlines()[0], "backend_speed_cpu.json").parse_args()
     load_before = os.getloadavg()
     model = load_model(args.weights)
     result: dict[str, object] = {"machine": cpu_info(), "weights": args.weights,

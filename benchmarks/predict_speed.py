@@ -143,16 +143,20 @@ def process_wall(photo: Path, weights: str) -> float:
         return round(time.perf_counter() - start, 2)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def photo_arguments(description: str, out_name: str) -> argparse.ArgumentParser:
+    """The options every end-to-end photo benchmark shares."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--photo", type=Path, default=FIXTURE, help="face photo to enlarge")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--weights", default="default")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "predict_speed_cpu.json")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / out_name)
+    return parser
+
+
+def main() -> None:
+    args = photo_arguments(__doc__.splitlines()[0], "predict_speed_cpu.json").parse_args()
     load_before = os.getloadavg()
     result: dict[str, object] = {"benchmark": "predict_end_to_end", "photo_size": args.size,
                                  "weights": args.weights, "repeats": args.repeats, **cpu_info()}
