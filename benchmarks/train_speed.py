@@ -25,11 +25,22 @@ from pathlib import Path
 
 import torch
 
-from inclg.config import Config, load_config
+from inclg.config import Config, LossConfig, load_config
+from inclg.losses import LOSS_NAMES
+from inclg.model.generator import window_box
 from inclg.model.vgg import VGGFeatures
 from inclg.train.loop import PhaseTimer, Trainer
 
 ORIGINAL_H100 = {"batch_4": 33.0, "batch_16": 44.0}
+
+
+def feature_layers(loss: LossConfig) -> tuple[str, ...] | None:
+    """The VGG layers the config's losses read (None: the paper's nine)."""
+    if not loss.perceptual_layers and not loss.style_layers:
+        return None
+    layers = set(loss.perceptual_layers if loss.perceptual else ()) | set(
+        loss.style_layers if loss.style else ())
+    return tuple(sorted(layers, key=lambda n: (int(n[4]), int(n[6:])))) or None
 
 
 def random_batch(batch: int, size: int, device: torch.device,
@@ -119,11 +130,17 @@ def main() -> None:
     parser.add_argument("--vgg", choices=["vgg19", "vgg16"], default="vgg19")
     parser.add_argument("--data", type=Path, default=None,
                         help="also measure the data loader of this training config")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="measure this training config (its networks, losses and window) "
+                        "instead of the paper's; --size is then the config's input side")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_speed.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    feature_net = VGGFeatures(args.vgg).to(device)
+    base = load_config(args.config)
+    if args.config is not None:
+        args.size = window_box(base.generator)[2]
+    feature_net = VGGFeatures(args.vgg, layers=feature_layers(base.loss)).to(device)
     result: dict = {
         "benchmark": "train_step",
         "size": args.size,
@@ -132,16 +149,18 @@ def main() -> None:
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
-        "precision": args.precision if device.type == "cuda" else "fp32",
+        "config": str(args.config) if args.config else "paper (configs/default.yaml)",
+        "precision": args.precision,
         "channels_last": not args.no_channels_last,
         "compile": args.compile,
         "feature_net": f"{args.vgg} (random weights), 2 passes per step",
-        "losses": "l1, perceptual, style, tv, landmark, adversarial (all on)",
+        "losses": {k: getattr(base.loss, k) for k in LOSS_NAMES},
+        "adversarial_start": base.loss.adversarial_start,
         "original_h100_fp32_images_per_s": ORIGINAL_H100,
         "runs": [],
     }
     for batch in args.batches:
-        config = load_config(None, [
+        config = load_config(args.config, [
             f"train.batch_size={batch}", f"train.precision={args.precision}",
             f"train.device={args.device}", f"data.image_size={args.size}",
             f"train.channels_last={str(not args.no_channels_last).lower()}",

@@ -29,6 +29,10 @@ class GeneratorConfig:
     residual_blocks: int = 7  # dilated residual blocks in the middle
     landmarks: int = 68  # iBUG-68 points
     landmark_expand: int = 5  # the landmark head widens f_share by this factor (256 -> 1280)
+    # The square region (x, y, size) of the 256x256 aligned crop that the network sees and fills,
+    # in crop pixels; None = the whole crop (the paper). A windowed network costs (size/256)^2 of
+    # the whole-crop one at full resolution; holes must lie inside its window.
+    window: tuple[int, int, int] | None = None
 
 
 @dataclass
@@ -55,6 +59,13 @@ class LossConfig:
     feature_weights: str | None = None  # explicit weight file; overrides the search
     # The original feeds [0, 1] images to the VGG without ImageNet mean/std; true normalises.
     feature_normalize: bool = False
+    # Feature-network layers of the two terms; empty = the paper's five / four (inclg.model.vgg).
+    # Fewer and shallower layers make the feature network cheaper (it stops at the deepest one).
+    perceptual_layers: tuple[str, ...] = ()
+    style_layers: tuple[str, ...] = ()
+    # Iteration at which the discriminator starts training and the adversarial term enters the
+    # generator loss: an L1-led warm-up before it costs no discriminator time (0 = from the start).
+    adversarial_start: int = 0
 
 
 @dataclass
@@ -71,6 +82,15 @@ class DataConfig:
     flip: bool = True  # horizontal flip with the iBUG-68 left/right permutation
     color_jitter: float = 0.05  # max relative change of brightness / contrast / saturation
     num_workers: int = 4
+    # Decode every crop once into memory as uint8 (the window plus `shift` pixels around it), so a
+    # training step spends no time on files; cached as .npy under `cache_dir` (default: beside
+    # the image list) and reused while the lists are unchanged.
+    in_memory: bool = False
+    cache_dir: str | None = None
+    shift: int = 0  # random shift of the window in pixels (in-memory data only)
+    # Fraction of training samples whose hole is drawn from the face's own landmarks (lip, cleft
+    # left/right/bilateral, nose, with random jitter of shape and size) instead of the mask list.
+    landmark_masks: float = 0.0
 
 
 @dataclass

@@ -8,6 +8,8 @@ assumes a device.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -95,17 +97,21 @@ class AdversarialLoss:
 class PerceptualStyleLoss(nn.Module):
     """Perceptual and style losses from one feature network in exactly two passes per call.
 
-    perceptual = Σ_l mean |φ_l(out) - φ_l(img)| over the arch's 5 perceptual layers;
-    style = Σ_l mean |G(φ_l(out·m)) - G(φ_l(img·m))| over its 4 style layers.
-    The original runs the network four times; here the targets [img, img·m] go through once
-    under no_grad (no activations kept) and the predictions [out, out·m] once with grad.
+    perceptual = Σ_l mean |φ_l(out) - φ_l(img)| over `perceptual_layers` (default: the arch's 5);
+    style = Σ_l mean |G(φ_l(out·m)) - G(φ_l(img·m))| over `style_layers` (default: its 4).
+    The original runs the network four times; here the targets go through once under no_grad (no
+    activations kept) and the predictions once with grad. A term given no layers (``()``) is off
+    and its half of the batch is not run at all.
     """
 
-    def __init__(self, feature_net: VGGFeatures) -> None:
+    def __init__(self, feature_net: VGGFeatures, perceptual_layers: Sequence[str] | None = None,
+                 style_layers: Sequence[str] | None = None) -> None:
         super().__init__()
         self.feature_net = feature_net
-        self.perceptual_layers = PERCEPTUAL_LAYERS[feature_net.arch]
-        self.style_layers = STYLE_LAYERS[feature_net.arch]
+        self.perceptual_layers = tuple(PERCEPTUAL_LAYERS[feature_net.arch]
+                                       if perceptual_layers is None else perceptual_layers)
+        self.style_layers = tuple(STYLE_LAYERS[feature_net.arch]
+                                  if style_layers is None else style_layers)
         missing = set(self.perceptual_layers + self.style_layers) - set(feature_net.layers)
         if missing:
             raise ValueError(f"the feature network does not return {sorted(missing)}")
@@ -114,17 +120,25 @@ class PerceptualStyleLoss(nn.Module):
         self, out: torch.Tensor, img: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(perceptual, style) for generated `out` against ground truth `img` with hole `mask`."""
-        b = out.shape[0]
+        zero = out.new_zeros((), dtype=torch.float32)
+        outs = [out] if self.perceptual_layers else []
+        imgs = [img] if self.perceptual_layers else []
+        if self.style_layers:
+            outs.append(out * mask)
+            imgs.append(img * mask)
+        if not outs:
+            return zero, zero
+        b = out.shape[0] if self.perceptual_layers else 0  # where the style half starts
         with torch.no_grad():
-            target = self.feature_net(torch.cat([img, img * mask]))  # each [2B, C_l, H_l, W_l]
-        pred = self.feature_net(torch.cat([out, out * mask]))  # each [2B, C_l, H_l, W_l]
-        perceptual = torch.stack(
+            target = self.feature_net(torch.cat(imgs))  # each [kB, C_l, H_l, W_l]
+        pred = self.feature_net(torch.cat(outs))  # each [kB, C_l, H_l, W_l]
+        perceptual = zero if not self.perceptual_layers else torch.stack(
             [
                 (pred[n][:b].float() - target[n][:b].float()).abs().mean()
                 for n in self.perceptual_layers
             ]
         ).sum()
-        style = torch.stack(
+        style = zero if not self.style_layers else torch.stack(
             [(gram(pred[n][b:]) - gram(target[n][b:])).abs().mean() for n in self.style_layers]
         ).sum()
         return perceptual, style
@@ -144,11 +158,18 @@ class InpaintingLoss(nn.Module):
         self.adversarial = AdversarialLoss(config.gan_type)
         self.perceptual_style: PerceptualStyleLoss | None = None
         if config.perceptual != 0 or config.style != 0:
+            # A term with weight 0 gets no layers (it is not run); () in the config = defaults.
+            wanted = [() if weight == 0 else tuple(layers) if layers else None
+                      for weight, layers in ((config.perceptual, config.perceptual_layers),
+                                             (config.style, config.style_layers))]
             if feature_net is None:
+                named = None if None in wanted else sorted(
+                    set(wanted[0]) | set(wanted[1]), key=lambda n: (int(n[4]), int(n[6:])))
                 feature_net = load_feature_net(
-                    config.feature_net, config.feature_weights, normalize=config.feature_normalize
+                    config.feature_net, config.feature_weights, normalize=config.feature_normalize,
+                    layers=named,
                 )
-            self.perceptual_style = PerceptualStyleLoss(feature_net)
+            self.perceptual_style = PerceptualStyleLoss(feature_net, *wanted)
 
     def generator_losses(
         self,
@@ -157,12 +178,13 @@ class InpaintingLoss(nn.Module):
         mask: torch.Tensor,
         lmk_pred: torch.Tensor,
         lmk_gt: torch.Tensor,
-        d_fake_logits: torch.Tensor,
+        d_fake_logits: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
         """Unweighted terms l1, perceptual, style, tv, landmark, adversarial, plus weighted "total".
 
         `out` is the generator's raw image [B, 3, H, W]; TV is taken on its composite with `img`.
-        `lmk_pred`, `lmk_gt` are [B, 68, 2] in pixels; `d_fake_logits` is D's output on `out`.
+        `lmk_pred`, `lmk_gt` are [B, 68, 2] in pixels; `d_fake_logits` is D's output on `out`
+        (None: no adversarial term, reported as 0).
         """
         if self.perceptual_style is not None:
             perceptual, style = self.perceptual_style(out, img, mask)
@@ -174,7 +196,8 @@ class InpaintingLoss(nn.Module):
             "style": style,
             "tv": total_variation(composite(out, img, mask)),
             "landmark": landmark_loss(lmk_pred, lmk_gt),
-            "adversarial": self.adversarial(d_fake_logits, True, for_discriminator=False),
+            "adversarial": perceptual.new_zeros(()) if d_fake_logits is None
+            else self.adversarial(d_fake_logits, True, for_discriminator=False),
         }
         losses["total"] = torch.stack([self.weights[k] * v for k, v in losses.items()]).sum()
         return losses

@@ -31,7 +31,7 @@ from inclg.data.masks import free_form_mask
 from inclg.evaluate import metrics
 from inclg.evaluate.baselines import inpaint_baseline
 from inclg.model.generator import Generator
-from inclg.model.masking import composite, masked_input
+from inclg.model.masking import composite
 
 TARGET_FPR = 0.01
 
@@ -56,7 +56,7 @@ def face_errors(generator: Generator, images: torch.Tensor, masks: torch.Tensor,
         per_mask_l1, per_mask_ref, per_mask_nme = [], [], []
         for mask in masks.to(device):
             m = mask.expand(len(image), -1, -1, -1)  # [B, 1, H, W]
-            out, points = generator(masked_input(image, m), m)
+            out, points = generator.inpaint(image, m)
             per_mask_l1.append(metrics.mae(composite(out.float(), image, m), image, m))
             per_mask_ref.append(metrics.mae(inpaint_baseline("telea", image, m), image, m))
             if landmarks is not None:

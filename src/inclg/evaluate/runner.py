@@ -144,7 +144,11 @@ def build_methods(options: EvalOptions) -> list[MethodInfo]:
         def run(image: torch.Tensor, mask: torch.Tensor, g: Any = generator) -> tuple[
                 torch.Tensor, torch.Tensor]:
             with torch.no_grad():
-                out, points = g(masked_input(image, mask), mask)
+                try:
+                    out, points = g.inpaint(image, mask)
+                except ValueError as err:  # holes outside a windowed model's region
+                    raise DataError(f"model {loaded.model_id}: {err}; evaluate it with "
+                                    "landmark masks (--auto-mask) inside its window") from None
             return composite(out.float(), image, mask), points.float()
 
         methods.append(MethodInfo(name, "model", loaded.trained, loaded.model_id, loaded.source,

@@ -24,13 +24,12 @@ import torch
 
 import inclg
 from inclg.fileio import atomic_path
-from inclg.model.generator import Generator
+from inclg.model.generator import Generator, window_box
 from inclg.model.io import WeightsError
 from inclg.paths import data_home
 from inclg.weights import LoadedModel
 
 OPSET = 18
-SIZE = 256  # the network's input side; the exported graph is fixed to it
 INPUTS = ("masked_image", "mask")  # [N, 3, 256, 256] float32 in [0, 1]; [N, 1, 256, 256], 1 = hole
 OUTPUTS = ("image", "landmarks")  # [N, 3, 256, 256] in [0, 1]; [N, 68, 2] (x, y) pixels
 # Measured (paper-size untrained model; onnxruntime 1.32 CPU, onnx 1.23, torch 2.13): up to
@@ -83,12 +82,17 @@ def metadata(model: LoadedModel) -> dict[str, str]:
     }
 
 
-def random_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def input_size(generator: Generator) -> int:
+    """The network's input side (its window, or the whole 256 crop); the graph is fixed to it."""
+    return window_box(generator.config)[2]
+
+
+def random_inputs(batch: int, seed: int = 0, size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """A reproducible masked image and mask (a rectangle-ish random hole) of `batch` samples."""
     gen = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, SIZE, SIZE, generator=gen)
-    mask = (torch.rand(batch, 1, SIZE // 16, SIZE // 16, generator=gen) > 0.7).float()
-    mask = torch.nn.functional.interpolate(mask, size=(SIZE, SIZE), mode="nearest")
+    image = torch.rand(batch, 3, size, size, generator=gen)
+    mask = (torch.rand(batch, 1, size // 16, size // 16, generator=gen) > 0.7).float()
+    mask = torch.nn.functional.interpolate(mask, size=(size, size), mode="nearest")
     return image * (1 - mask) + mask, mask  # holes filled with white, as masked_input does
 
 
@@ -97,7 +101,7 @@ def _to_proto(generator: Generator) -> Any:
     progress prints and warnings (library code never prints)."""
     _require("onnx")
     _require("onnxscript")
-    example = random_inputs(2)  # batch 2: torch.export specialises a size-1 axis
+    example = random_inputs(2, size=input_size(generator))  # batch 2: export specialises 1
     batch = torch.export.Dim.DYNAMIC
     shapes = {INPUTS[0]: {0: batch}, INPUTS[1]: {0: batch}}
     quiet = io.StringIO()
@@ -136,7 +140,7 @@ def check(session: Any, generator: Generator,
     """Compare an onnxruntime session with the PyTorch generator on random inputs."""
     results = []
     for n in batches:
-        image, mask = random_inputs(n, seed=n)
+        image, mask = random_inputs(n, seed=n, size=input_size(generator))
         with torch.inference_mode():
             ref_image, ref_points = generator(image, mask)
         out_image, out_points = session.run(list(OUTPUTS), {INPUTS[0]: image.numpy(),
@@ -212,8 +216,8 @@ class OnnxGenerator:
         return cls(path, model, threads)
 
     def __call__(self, masked_image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[N, 3, 256, 256] and [N, 1, 256, 256] float32 -> image [N, 3, 256, 256], landmarks
-        [N, 68, 2]."""
+        """[N, 3, s, s] and [N, 1, s, s] float32 (s: the network's input side) -> image
+        [N, 3, s, s], landmarks [N, 68, 2] in input pixels."""
         image, points = self.session.run(list(OUTPUTS), {
             INPUTS[0]: np.ascontiguousarray(masked_image, np.float32),
             INPUTS[1]: np.ascontiguousarray(mask, np.float32)})

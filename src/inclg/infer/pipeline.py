@@ -36,6 +36,7 @@ from inclg.data.landmarks import Face, LandmarkDetector, create_detector
 from inclg.data.masks import landmark_mask
 from inclg.infer.blend import Window, feather_alpha, mask_window, paste
 from inclg.infer.inputs import ImageInput, Photo, PredictError, name_of, read_mask, read_photo
+from inclg.model.generator import window_box
 from inclg.model.masking import masked_input
 from inclg.weights import LoadedModel, load_model
 
@@ -397,6 +398,15 @@ class Predictor:
             raise PredictError(f"{photo.name}: the mask covers {face_fraction:.0%} of the face, "
                                f"more than {MAX_FACE_FRACTION:.0%}: too little face is left to "
                                "predict from (white = region to predict; is the mask inverted?)")
+        x0, y0, side = window_box(self.generator.config, alignment.size)
+        hole = np.asarray(region.hole) > 0
+        outside = int(hole.sum() - hole[y0:y0 + side, x0:x0 + side].sum())
+        if outside:
+            raise PredictError(
+                f"{photo.name}: the mask reaches outside the region model {self.model.model_id!r} "
+                f"fills ({outside} px of the aligned face lie outside the nose-and-mouth window, "
+                f"crop x {x0}-{x0 + side - 1}, y {y0}-{y0 + side - 1}); draw the mask around the "
+                "lips and the nose base only")
         times["align"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -478,22 +488,30 @@ class Predictor:
         return faces[:index] + (chosen,) + faces[index + 1:], index
 
     def _run(self, crop: np.ndarray, hole: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """The network on one aligned crop: output [256, 256, 3] uint8 and landmarks [68, 2]."""
-        image = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float() / 255
-        mask = torch.from_numpy(hole).to(self.device, torch.float32)[None, None]  # [1, 1, S, S]
+        """The network on one aligned crop: output [256, 256, 3] uint8 and landmarks [68, 2] in
+        crop pixels. A windowed model runs on its window; the rest of the output is the crop."""
+        x0, y0, side = window_box(self.generator.config, crop.shape[0])
+        window = crop[y0:y0 + side, x0:x0 + side]
+        image = torch.from_numpy(window).to(self.device).permute(2, 0, 1)[None].float() / 255
+        part = hole[y0:y0 + side, x0:x0 + side]
+        mask = torch.from_numpy(part).to(self.device, torch.float32)[None, None]  # [1, 1, s, s]
         x = masked_input(image, mask).contiguous(memory_format=torch.channels_last)
         if self.onnx is not None:
             out_np, points_np = self.onnx(x.cpu().numpy(), mask.cpu().numpy())
-            out_u8 = (np.clip(out_np[0], 0, 1) * 255).round().astype(np.uint8)  # [3, S, S]
-            return out_u8.transpose(1, 2, 0), points_np[0].astype(np.float32)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                  enabled=self.precision == "bf16")
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode(), autocast:
-            torch.manual_seed(seed)
-            out, points = self.generator(x, mask)
-        out = (out[0].float().clamp(0, 1) * 255).round().to(torch.uint8)  # [3, S, S]
-        return out.permute(1, 2, 0).cpu().numpy(), points[0].float().cpu().numpy()
+            out_u8 = (np.clip(out_np[0], 0, 1) * 255).round().astype(np.uint8)  # [3, s, s]
+            out_window, points = out_u8.transpose(1, 2, 0), points_np[0].astype(np.float32)
+        else:
+            autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                      enabled=self.precision == "bf16")
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), torch.inference_mode(), autocast:
+                torch.manual_seed(seed)
+                out, lmk = self.generator(x, mask)
+            out = (out[0].float().clamp(0, 1) * 255).round().to(torch.uint8)  # [3, s, s]
+            out_window, points = out.permute(1, 2, 0).cpu().numpy(), lmk[0].float().cpu().numpy()
+        output = crop.copy()
+        output[y0:y0 + side, x0:x0 + side] = out_window
+        return output, points + np.float32([x0, y0])
 
 
 __all__ = ["AUTO_MASKS", "PredictResult", "Predictor", "seed_for"]

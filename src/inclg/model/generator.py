@@ -18,7 +18,9 @@ from inclg.model.layers import (
     gated_block,
     init_weights,
 )
-from inclg.model.masking import resize_mask
+from inclg.model.masking import masked_input, resize_mask
+
+CROP_SIZE = 256  # side of the aligned crop (inclg.data.align.TEMPLATE_SIZE) a window refers to
 
 
 def landmark_map(points: torch.Tensor, height: int, width: int,
@@ -121,6 +123,50 @@ class Generator(PretrainedMixin, nn.Module):
         image = (torch.tanh(self.decoder3(f_3)) + 1) / 2  # [B, 3, H, W] in [0, 1]
         scale = points.new_tensor([w, h])
         return image, points * scale
+
+    def inpaint(self, image: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fill the holes of whole aligned crops: image [B, 3, S, S] in [0, 1], mask [B, 1, S, S].
+
+        The network runs on its window (`GeneratorConfig.window`) or the whole crop; returns the
+        crop with the network's output inside the window and `image` outside it (not
+        composited), and the landmarks [B, 68, 2] in crop pixels. Every caller that holds whole
+        crops (predict, evaluate, the privacy audit) goes through here, so a windowed model
+        needs no special case. Raises ValueError for holes outside the window.
+        """
+        x, y, side = box = window_box(self.config, image.shape[-1])
+        outside = holes_outside(mask, box)
+        if outside:
+            raise ValueError(f"{outside} hole pixels lie outside the region this model fills "
+                             f"(crop x {x}-{x + side - 1}, y {y}-{y + side - 1})")
+        if box == (0, 0, image.shape[-1]):
+            return self(masked_input(image, mask), mask)
+        part = image[..., y:y + side, x:x + side]
+        part_mask = mask[..., y:y + side, x:x + side]
+        out, points = self(masked_input(part, part_mask), part_mask)
+        full = image.to(out.dtype).clone()
+        full[..., y:y + side, x:x + side] = out
+        return full, points + points.new_tensor([x, y])
+
+
+def window_box(config: GeneratorConfig, size: int = CROP_SIZE) -> tuple[int, int, int]:
+    """(x, y, side) of the region of a `size` crop the generator sees: its window, or the crop."""
+    if config.window is None:
+        return 0, 0, size
+    x, y, side = config.window
+    if size != CROP_SIZE or side % 4 or x < 0 or y < 0 or x + side > size or y + side > size:
+        raise ValueError(f"window {config.window} does not fit a {size}x{size} aligned crop "
+                         f"(it needs a {CROP_SIZE}x{CROP_SIZE} crop and a side that is a multiple "
+                         "of 4)")
+    return x, y, side
+
+
+def holes_outside(mask: torch.Tensor, box: tuple[int, int, int]) -> int:
+    """Hole pixels of `mask` [..., H, W] outside the window `box`: a windowed network cannot
+    fill them."""
+    x, y, side = box
+    inside = mask[..., y:y + side, x:x + side].gt(0.5).sum()
+    return int(mask.gt(0.5).sum() - inside)
 
 
 def parameter_count(module: nn.Module) -> int:

@@ -236,10 +236,17 @@ class Trainer:
         return self.config.train.batch_size * self.dist.world_size
 
     def _autocast_dtype(self) -> torch.dtype | None:
-        """bf16 on GPUs that support it; CPUs and older GPUs train in fp32."""
-        if self.config.train.precision != "bf16" or self.device.type != "cuda":
+        """bf16 autocast on CPUs and on GPUs that support it; older GPUs train in fp32.
+
+        Whether bf16 pays on a CPU depends on the network: on this project's 2-core Xeon
+        (AVX-512-BF16, no AMX) it is slower for the paper-size generator and faster for the
+        compact one (benchmarks/part_costs.py), so each config says which it uses.
+        """
+        if self.config.train.precision != "bf16" or self.device.type not in ("cuda", "cpu"):
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return None
+        return torch.bfloat16
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -260,8 +267,10 @@ class Trainer:
         (the six unweighted generator terms, "total" and "discriminator") without a host sync."""
         with self.timer("g_forward"), self.autocast():
             fake, lmk_pred = self.g_train(masked_input(image, mask), mask)  # [B,3,H,W], [B,68,2]
-        d_loss = self.d_step(image, fake.detach())
-        losses = self.g_step(image, mask, fake, lmk_pred, landmarks)
+        # Before loss.adversarial_start (an L1-led warm-up) D is neither trained nor asked.
+        adversarial = self.iteration >= self.config.loss.adversarial_start
+        d_loss = self.d_step(image, fake.detach()) if adversarial else fake.new_zeros(())
+        losses = self.g_step(image, mask, fake, lmk_pred, landmarks, adversarial)
         self.g_scheduler.step()
         self.d_scheduler.step()
         self.iteration += 1
@@ -282,11 +291,13 @@ class Trainer:
         return loss.detach()
 
     def g_step(self, image: torch.Tensor, mask: torch.Tensor, fake: torch.Tensor,
-               lmk_pred: torch.Tensor, lmk_gt: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Generator phase: D frozen, the six losses back-propagated into G, G updated."""
+               lmk_pred: torch.Tensor, lmk_gt: torch.Tensor,
+               adversarial: bool = True) -> dict[str, torch.Tensor]:
+        """Generator phase: D frozen, the six losses (five without `adversarial`) back-propagated
+        into G, G updated."""
         set_requires_grad(self.d_parameters, False)
         with self.timer("g_losses"), self.autocast():
-            d_fake = self.d_frozen(fake)  # [B, 1, h, w]
+            d_fake = self.d_frozen(fake) if adversarial else None  # [B, 1, h, w]
             losses = self.loss.generator_losses(fake, image, mask, lmk_pred, lmk_gt, d_fake)
         with self.timer("g_backward"):
             losses["total"].backward()
@@ -555,9 +566,17 @@ class Trainer:
 def build_datasets(config: Config) -> tuple[Dataset, Dataset | None]:
     """The training and (if its lists are configured) validation datasets of ``config.data``."""
     from inclg.data.dataset import FaceDataset
+    from inclg.data.memory import MemoryFaceDataset
 
-    train = FaceDataset.from_config(config.data, "train")
     has_val = config.data.val_images is not None and config.data.val_landmarks is not None
+    if config.data.in_memory:
+        window = config.generator.window
+        return (MemoryFaceDataset.from_config(config.data, window, "train"),
+                MemoryFaceDataset.from_config(config.data, window, "val") if has_val else None)
+    if config.generator.window is not None:
+        raise TrainingError("generator.window needs data.in_memory: true (the file-reading "
+                            "dataset yields whole crops)")
+    train = FaceDataset.from_config(config.data, "train")
     return train, FaceDataset.from_config(config.data, "val") if has_val else None
 
 
