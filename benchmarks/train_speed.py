@@ -29,7 +29,7 @@ from inclg.config import Config, LossConfig, load_config
 from inclg.losses import LOSS_NAMES
 from inclg.model.generator import window_box
 from inclg.model.vgg import VGGFeatures
-from inclg.train.loop import PhaseTimer, Trainer
+from inclg.train.loop import PhaseTimer, Trainer, configure_backends
 
 ORIGINAL_H100 = {"batch_4": 33.0, "batch_16": 44.0}
 
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_speed.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
+    configure_backends(device)
     torch.manual_seed(0)
     base = load_config(args.config)
     if args.config is not None:

@@ -39,6 +39,17 @@ def pick_checkpoint(run: Path) -> Path:
     return latest
 
 
+def cpu_name() -> str:
+    """The processor model of the machine exporting (for a CPU-trained model: where it trained)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def gpu_seconds(path: Path | None) -> float | None:
     """Sum of the numbers in a file with one line per training call (seconds)."""
     if path is None or not path.is_file():
@@ -88,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         if state_path.is_file():
             state = torch.load(state_path, map_location="cpu", weights_only=True)
             images = int(state.get("samples_seen", images))
+            if "train_seconds" in state:  # wall time in `fit` over the run, resumes included
+                meta["train_hours"] = round(float(state["train_seconds"]) / 3600, 3)
         meta.update({
             "iteration": iteration,
             "images_seen": images,
@@ -106,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["gpu_minutes"] = round(minutes, 2)
     if torch.cuda.is_available():
         meta["gpu"] = torch.cuda.get_device_name(0)
+    elif "train_hours" in meta:
+        meta["cpu"] = cpu_name()
     meta["torch"] = torch.__version__
     if args.note:
         meta["note"] = args.note
@@ -131,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                       "trained": loaded.trained, "files": files, "bytes": sum(sizes.values()),
                       "max_abs_diff_vs_checkpoint": worst,
                       **{k: meta.get(k) for k in ("iteration", "images_seen", "gpu_minutes",
+                                                   "train_hours",
                                                    "source_checkpoint", "selected_by")}},
                      indent=1))
     return 0

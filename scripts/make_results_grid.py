@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""A small PNG of held-out faces with lip and cleft masks: masked input | INCLG output.
+"""A small PNG of held-out faces, infants included: masked input | OpenCV Telea | INCLG | truth,
+for a lip mask and a cleft mask on each face.
 
-    python3 scripts/make_results_grid.py --images /work/prepared/faces/lists/test_images.flist \
+    python3 scripts/make_results_grid.py --images prepared/faces/lists/test_images.flist \
         --weights default --out docs/results_grid.png
 
-`--count` faces (default 16) are drawn with a seeded generator from an image list of aligned
-crops (``inclg data faces`` layout: landmarks are read from ``landmarks/<src>/<name>.txt``).
-Each face gets two masks built from its landmarks: the lip, and a unilateral cleft alternating
-left / right (the subject's side). Two faces per row, four cells per face:
-``lip: masked | output``, ``cleft: masked | output``; outputs are composited (the input's own
-pixels outside the hole). The PNG is colour-quantised until it is under `--max-kb`.
-An untrained model gets a red banner saying so: never commit such a grid as a result.
+Faces come from an image list of aligned crops (``inclg data faces`` layout: landmarks are read
+from ``landmarks/<src>/<name>.txt``), drawn with a seeded generator by age band where the file
+names carry ages (UTKFace ``AGE_GENDER_RACE_...``): `--infants` faces aged 0-3, then the rest of
+`--count` from everyone. Each face gets its lip mask and a cleft mask (left, right and bilateral
+in turn; the subject's side). The cells show the nose-and-mouth region (x 64-191, y 100-227 of
+the crop, where the masks lie) at full resolution. Outputs are composited (the input's own pixels
+outside the hole). The PNG is colour-quantised until it is under `--max-kb`. An untrained model
+gets a red banner saying so: never commit such a grid as a result.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import io
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -27,42 +30,39 @@ import torch
 from PIL import Image, ImageDraw
 
 HEADER = 18
+VIEW = (64, 100, 128)  # x, y, side of the region shown, in crop pixels
+CLEFTS = ("cleft-left", "cleft-right", "cleft-bilateral")
+AGE = re.compile(r"^(\d+)_\d+_\d+_")
 
 
-def load_cases(images: list[Path], count: int, seed: int):
-    from inclg.data.imageio import load_rgb
-    from inclg.data.landmarks import load_landmarks
-    from inclg.data.masks import landmark_mask
-    from inclg.evaluate.runner import landmarks_path_for
+def age_of(path: Path) -> int | None:
+    match = AGE.match(path.name)
+    return int(match.group(1)) if match else None
 
-    chosen = sorted(random.Random(seed).sample(range(len(images)), min(count, len(images))))
-    cases = []
-    for n, index in enumerate(chosen):
-        path = images[index]
-        rgb = load_rgb(path)
-        if rgb.shape[:2] != (256, 256):
-            rgb = np.asarray(Image.fromarray(rgb).resize((256, 256), Image.BICUBIC))
-        marks = load_landmarks(landmarks_path_for(path))
-        cleft = "cleft-left" if n % 2 == 0 else "cleft-right"
-        masks = {kind: landmark_mask(kind, marks, 256) for kind in ("lip", cleft)}
-        cases.append((path, rgb, masks))
-    return cases
+
+def pick(images: list[Path], count: int, infants: int, seed: int) -> list[Path]:
+    """`infants` faces aged 0-3 (as many as exist), the rest from the whole list; seeded."""
+    rng = random.Random(seed)
+    young = [p for p in images if (a := age_of(p)) is not None and a <= 3]
+    chosen = rng.sample(young, min(infants, len(young)))
+    rest = [p for p in images if p not in set(chosen)]
+    chosen += rng.sample(rest, min(count - len(chosen), len(rest)))
+    return chosen
 
 
 @torch.no_grad()
-def run_model(generator, rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fills(generator, rgb: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """masked input, Telea, INCLG and truth [H, W, 3] uint8 for one crop and hole."""
+    from inclg.evaluate.baselines import inpaint_baseline
     from inclg.model.masking import composite, masked_input
 
     image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     hole = torch.from_numpy((mask > 0.5).astype(np.float32))[None, None]
-    masked = masked_input(image, hole)
-    out, _ = generator(masked, hole)
-    result = composite(out.float().clamp(0, 1), image, hole)
-    return _to_u8(masked), _to_u8(result)
-
-
-def _to_u8(tensor: torch.Tensor) -> np.ndarray:
-    return (tensor[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    out, _ = generator.inpaint(image, hole)
+    tiles = {"masked": masked_input(image, hole), "Telea": inpaint_baseline("telea", image, hole),
+             "INCLG": composite(out.float().clamp(0, 1), image, hole), "truth": image}
+    return {k: (v[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for k, v in tiles.items()}
 
 
 def encode_png(sheet: Image.Image, max_kb: int) -> bytes:
@@ -81,45 +81,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, required=True, help="held-out image list (.flist)")
     parser.add_argument("--weights", default="default", help="model folder or `default`")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--count", type=int, default=12, help="faces (rows)")
+    parser.add_argument("--infants", type=int, default=4, help="of which aged 0-3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cell", type=int, default=96, help="pixels per cell")
-    parser.add_argument("--max-kb", type=int, default=480)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-kb", type=int, default=600)
     args = parser.parse_args(argv)
 
     from inclg.data.filelists import read_flist
+    from inclg.data.imageio import load_rgb
+    from inclg.data.landmarks import load_landmarks
+    from inclg.data.masks import landmark_mask
+    from inclg.evaluate.runner import landmarks_path_for
     from inclg.weights import load_model
 
     torch.manual_seed(args.seed)
-    model = load_model(args.weights, args.device)
-    cases = load_cases(read_flist(args.images), args.count, args.seed)
-    per_row, cells = 2, 4
-    cell = args.cell
-    rows = -(-len(cases) // per_row)
+    model = load_model(args.weights)
+    faces = pick(read_flist(args.images), args.count, args.infants, args.seed)
+    columns = ["masked", "Telea", "INCLG", "truth"]
+    cell, x, y, side = args.cell, *VIEW
     banner = HEADER if model.trained else 2 * HEADER
-    sheet = Image.new("RGB", (per_row * cells * cell, banner + rows * cell), "white")
+    sheet = Image.new("RGB", (2 * len(columns) * cell, banner + len(faces) * cell), "white")
     draw = ImageDraw.Draw(sheet)
     if not model.trained:
         draw.rectangle([0, 0, sheet.width, HEADER], fill=(200, 0, 0))
         draw.text((4, 3), f"UNTRAINED MODEL ({model.model_id}): the filled region is noise",
                   fill="white")
-    labels = ["lip: masked", "lip: INCLG", "cleft: masked", "cleft: INCLG"]
-    for column in range(per_row * cells):
-        draw.text((column * cell + 4, banner - HEADER + 3), labels[column % cells], fill="black")
-    generator = model.generator
+    for k, label in enumerate([f"lip: {c}" for c in columns] + [f"cleft: {c}" for c in columns]):
+        draw.text((k * cell + 4, banner - HEADER + 3), label, fill="black")
     records = []
-    for n, (path, rgb, masks) in enumerate(cases):
-        x0 = (n % per_row) * cells * cell
-        y0 = banner + (n // per_row) * cell
+    for row, path in enumerate(faces):
+        rgb = load_rgb(path)
+        points = load_landmarks(landmarks_path_for(path))
+        kinds = ("lip", CLEFTS[row % len(CLEFTS)])
         tiles = []
-        for mask in masks.values():
-            masked, result = run_model(generator, rgb, mask)
-            tiles += [masked, result]
+        scale = rgb.shape[0] / 256  # the view scales with the crop (tests use tiny crops)
+        vx, vy, vs = round(x * scale), round(y * scale), round(side * scale)
+        for kind in kinds:
+            cells = fills(model.generator, rgb, landmark_mask(kind, points, rgb.shape[0]))
+            tiles += [cells[c][vy:vy + vs, vx:vx + vs] for c in columns]
         for k, tile in enumerate(tiles):
             sheet.paste(Image.fromarray(tile).resize((cell, cell), Image.LANCZOS),
-                        (x0 + k * cell, y0))
-        records.append({"image": str(path), "masks": list(masks)})
+                        (k * cell, banner + row * cell))
+        age = age_of(path)
+        draw.text((4, banner + row * cell + 2), f"{age} y" if age is not None
+                  else path.parent.name, fill="white")
+        records.append({"image": str(path), "age": age_of(path), "masks": list(kinds)})
     data = encode_png(sheet, args.max_kb)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(data)

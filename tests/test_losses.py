@@ -249,3 +249,34 @@ def test_bf16_autocast_on_cpu(feature_net: VGGFeatures) -> None:
         assert value.item() == pytest.approx(reference[name].item(), rel=0.1, abs=1e-6), name
     terms["total"].backward()
     assert torch.isfinite(out.grad).all()
+
+
+def test_configured_layers_and_a_switched_off_style_term() -> None:
+    """Fewer perceptual layers and no style term: the net runs on the B predictions only."""
+    torch.manual_seed(0)
+    net = VGGFeatures("vgg16", layers=("relu1_1", "relu2_1"))
+    loss = PerceptualStyleLoss(net, ("relu1_1", "relu2_1"), ())
+    out, img = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:20, 8:20] = 1
+    perceptual, style = loss(out, img, mask)
+    a, b = net(out), net(img)
+    expected = sum((a[n] - b[n]).abs().mean() for n in ("relu1_1", "relu2_1"))
+    torch.testing.assert_close(perceptual, expected)
+    assert style == 0
+    seen = []
+    net.register_forward_hook(lambda m, args, result: seen.append(args[0].shape[0]))
+    loss(out, img, mask)
+    assert seen == [2, 2]  # targets and predictions, no masked half
+
+
+def test_inpainting_loss_without_the_adversarial_term() -> None:
+    config = LossConfig(perceptual=0.0, style=0.0)
+    loss = InpaintingLoss(config)
+    out, img = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    mask = torch.ones(2, 1, 16, 16)
+    points = torch.rand(2, 68, 2)
+    terms = loss.generator_losses(out, img, mask, points, points, None)
+    assert terms["adversarial"] == 0
+    with_d = loss.generator_losses(out, img, mask, points, points, torch.zeros(2, 1, 4, 4))
+    assert terms["total"] < with_d["total"]

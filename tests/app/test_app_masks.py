@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from inclg.config import GeneratorConfig
+from inclg.data.masks import MaskKind
 from inclg.infer import PredictError, Predictor
 from inclg.model.generator import Generator
 
@@ -35,6 +36,21 @@ def test_every_button_draws_a_mask_on_the_face(predictor):
         assert 0 < mask.mean() < 0.3, kind
     with pytest.raises(PredictError, match="unknown automatic mask"):
         predictor.draw_auto_mask(PHOTO, "ear")
+
+
+def test_buttons_name_the_subjects_side_and_every_mask_kind():
+    assert set(MASK_BUTTONS.values()) == set(MaskKind)
+    assert MASK_BUTTONS["cleft: subject's left"] is MaskKind.CLEFT_LEFT
+    assert MASK_BUTTONS["cleft: subject's right"] is MaskKind.CLEFT_RIGHT
+    assert not any(label in ("cleft left", "cleft right", "bilateral") for label in MASK_BUTTONS)
+
+
+def test_proposed_mask_comes_with_its_fit_quality(predictor):
+    mask, fit = predictor.propose_mask(PHOTO, "cleft-bilateral")
+    assert np.array_equal(mask, predictor.draw_auto_mask(PHOTO, "cleft-bilateral"))
+    assert fit.mask_area is not None and fit.misfit >= 0
+    with pytest.raises(PredictError, match="now called 'cleft-bilateral'"):
+        predictor.propose_mask(PHOTO, "bilateral")
 
 
 def test_drawn_mask_predicts_like_auto_mask(predictor):

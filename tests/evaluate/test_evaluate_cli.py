@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -72,6 +74,60 @@ def test_evaluate_writes_tables_per_group_and_reports_missing_weights(prepared):
     report = (out / "report.md").read_text()
     assert "UNTRAINED" in report and "figure.png" in report and "## lip" in report
     assert (out / "figure.png").is_file()
+    half = doc["groups"]["lip"]["ci95"]["tiny"]
+    assert half["psnr"] > 0 and half["nme"] > 0 and " ± " in report
+    assert "## By age" not in report and "age_bands" not in doc  # no ages in these names
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert len(rows) == (2 + 4) * 3 + 2 * 3  # (list masks: 4 images + lip: 4) x 3 methods
+    assert {r["method"] for r in rows} == {"tiny", "telea", "mean"}
+    lip_rows = [r for r in rows if r["mask"] == "lip" and r["method"] == "tiny"]
+    assert len(lip_rows) == 4 and all(float(r["psnr"]) > 0 for r in lip_rows)
+    mean = np.mean([float(r["psnr"]) for r in lip_rows])
+    assert abs(mean - doc["groups"]["lip"]["methods"]["tiny"]["psnr"]) < 1e-3
+
+
+def test_evaluate_tables_per_age_band_from_utkface_names(prepared):
+    root, model = prepared
+    images = []
+    for k, age in enumerate((1, 4, 8, 35)):
+        src = root / "prep" / "images" / "src" / f"{k}.png"
+        dst = src.with_name(f"{age}_{k % 2}_0_2017011{k}000000000.png")
+        shutil.copy(src, dst)
+        marks = root / "prep" / "landmarks" / "src"
+        shutil.copy(marks / f"{k}.txt", marks / dst.with_suffix(".txt").name)
+        images.append(dst)
+    write_flist(root / "utk.flist", images)
+    out = root / "eval-utk"
+    result = runner.invoke(app, [
+        "evaluate", "--weights", str(model), "--images", str(root / "utk.flist"),
+        "--auto-mask", "cleft-bilateral", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "metrics.json").read_text())
+    bands = doc["age_bands"]["cleft-bilateral"]
+    assert list(bands) == ["0-2", "3-5", "6-12", "20-39"]
+    assert all(b["count"] == 1 for b in bands.values())
+    report = (out / "report.md").read_text()
+    assert "## By age" in report and "| 6-12 | 1 | tiny |" in report
+    ages = {r["age"] for r in csv.DictReader((out / "per_image.csv").open())}
+    assert ages == {"1", "4", "8", "35"}
+
+
+def test_evaluate_on_ordinary_photos_says_how_to_prepare_them(prepared, tmp_path):
+    root, model = prepared
+    photo = tmp_path / "photos" / "holiday.png"
+    photo.parent.mkdir()
+    save_image(photo, np.zeros((120, 160, 3), np.uint8))
+    write_flist(root / "photos.flist", [photo])
+    result = runner.invoke(app, ["evaluate", "--weights", str(model), "--images",
+                                 str(root / "photos.flist"), "--auto-mask", "lip", "-o",
+                                 str(root / "e")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "160x120 is not an aligned face crop" in result.stderr
+    assert "inclg data faces" in result.stderr
+    old = runner.invoke(app, ["evaluate", "--weights", str(model), "--images",
+                              str(root / "images.flist"), "--auto-mask", "cleft-both", "-o",
+                              str(root / "e")])
+    assert old.exit_code == 2 and "now called 'cleft-bilateral'" in old.stderr
 
 
 def test_evaluate_fails_in_one_line_without_masks(prepared):

@@ -46,14 +46,17 @@ def test_ssim_is_one_for_identical_images_and_lower_in_a_damaged_hole(pair):
     assert metrics.ssim_map(noisy, target).shape == (2, 3, 32, 32)
 
 
-def test_ssim_matches_torchmetrics_on_the_whole_image(pair):
-    from torchmetrics.functional.image import structural_similarity_index_measure as reference
-
-    pred, target, _ = pair
+def test_masked_ssim_is_the_mean_of_the_local_map_over_the_hole(pair):
+    """Independent of the SSIM implementation (cross-checked with scikit-image in
+    test_crosscheck.py): the masked score averages the map over the hole's pixels only."""
+    pred, target, mask = pair
     pred = pred.clamp(0, 1)
-    ours = metrics.ssim(pred, target)
-    theirs = reference(pred, target, data_range=1.0, reduction="none")
-    assert ours == pytest.approx(theirs, abs=1e-6)
+    full = metrics.ssim_map(pred, target)  # [B, 3, H, W]
+    for i in range(len(pred)):
+        hole = mask[i, 0] > 0.5
+        expected = full[i][:, hole].mean()
+        assert metrics.ssim(pred, target, mask)[i] == pytest.approx(float(expected), abs=1e-6)
+        assert metrics.ssim(pred, target)[i] == pytest.approx(float(full[i].mean()), abs=1e-6)
 
 
 def test_an_empty_hole_gives_nan_not_a_number_that_looks_real(pair):

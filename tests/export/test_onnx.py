@@ -126,7 +126,7 @@ def test_cli_export_and_predict_with_onnx(exported, weights, tmp_path):
                                  "--weights", str(weights), "--backend", "onnx", "--onnx",
                                  str(out), "-o", str(tmp_path / "pred")])
     assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "pred" / "face_300x240.json").read_text())
+    record = json.loads((tmp_path / "pred" / "face_300x240.lip.json").read_text())
     assert record["trained"] is False and "UNTRAINED" in record["warning"]
     result = runner.invoke(app, ["predict", str(PHOTO), "--auto-mask", "lip", "--detector", "stub",
                                  "--onnx", str(out)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -14,9 +15,13 @@ import pytest
 from PIL import Image
 
 from inclg.data import DataError
+from inclg.data.align import eye_distance
 from inclg.data.imageio import decode_rgb
+from inclg.data.landmarks import Face
+from inclg.data.masks import UPPER_LIP_EDGE
 from inclg.infer.inputs import PredictError, read_photo
 from inclg.infer.pipeline import seed_for
+from inclg.infer.report import result_png, result_record
 
 pytestmark = pytest.mark.dlib
 
@@ -293,3 +298,116 @@ def test_bf16_precision_runs_and_stays_close(tiny_weights, pixels):
     assert difference.mean() < 3
     with pytest.raises(PredictError, match="precision must be fp32 or bf16"):
         Predictor.from_pretrained(tiny_weights, precision="fp16")  # type: ignore[arg-type]
+
+
+class FixedDetector:
+    """A detector that finds one face with the given landmarks (photo pixels)."""
+
+    name = "fixed"
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points = np.asarray(points, np.float32)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        (x0, y0), (x1, y1) = self.points.min(0), self.points.max(0)
+        return [Face((float(x0), float(y0), float(x1), float(y1)), self.points.copy(), 1.0,
+                     "fixed")]
+
+
+def laughing(points: np.ndarray, gap: float = 0.4) -> np.ndarray:
+    """The face's landmarks with the mouth wide open (`gap` eye distances between the lips)."""
+    eyes = eye_distance(points)
+    opened = points.astype(np.float64).copy()
+    opened[[61, 62, 63], 1] -= 0.04 * eyes
+    opened[[65, 66, 67, 55, 56, 57, 58, 59], 1] += gap * eyes
+    opened[4:13, 1] += 0.6 * gap * eyes * np.sin(np.linspace(0, np.pi, 9))
+    return opened.astype(np.float32)
+
+
+def below_edge(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[H, W] bool: pixels more than half a pixel below the upper lip's lower edge (points 48,
+    60-64, 54), between the mouth corners."""
+    edge = points[list(UPPER_LIP_EDGE)].astype(np.float64)
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    return ys > np.interp(xs, edge[:, 0], edge[:, 1], left=np.inf, right=np.inf) + 0.5
+
+
+def test_cleft_masks_change_nothing_below_the_upper_lip_of_an_open_mouth(predictor, pixels):
+    from inclg.infer import Predictor
+
+    points = laughing(predictor.detect(pixels)[0].landmarks)
+    fixed = Predictor(predictor.model, detector=FixedDetector(points))
+    below = below_edge(points, pixels.shape[:2])
+    for kind in ("cleft-left", "cleft-right", "cleft-bilateral"):
+        result = fixed(pixels, auto_mask=kind)
+        changed = result.changed_region()
+        check_result(result, pixels)
+        assert (changed & below).sum() <= 0.002 * changed.sum(), kind  # ~none (was ~15 %)
+        assert result.fit is not None and result.mask_kind == kind
+    lip = fixed(pixels, auto_mask="lip").changed_region()
+    assert (lip & below).sum() > 0.3 * lip.sum()  # the lip mask does take the lower lip
+
+
+def test_implausible_landmark_fit_is_reported_with_advice(predictor, pixels):
+    from inclg.infer import Predictor
+
+    points = predictor.detect(pixels)[0].landmarks
+    good = predictor(pixels, auto_mask="lip").fit
+    assert good.plausible and good.score < 1 and good.mask_area is not None
+    eyes = eye_distance(points)
+    bad = points.copy()
+    bad[48:68, 1] += 0.75 * eyes  # the mouth points slid down to the chin
+    bad[48:68, 0] = (bad[48:68, 0] - bad[48:68, 0].mean()) * 1.6 + bad[48:68, 0].mean()
+    result = Predictor(predictor.model, detector=FixedDetector(bad))(pixels, auto_mask="lip")
+    fit = result.fit
+    assert not fit.plausible and fit.score > 1
+    assert any("mouth landmarks" in w for w in fit.warnings)
+    assert any("away from where a lip mask usually lies" in w for w in fit.warnings)
+    record = result_record(result, {})
+    assert record["fit"]["plausible"] is False and "--mask" in record["fit"]["advice"]
+    mask, proposed = Predictor(predictor.model, detector=FixedDetector(bad)).propose_mask(
+        pixels, "lip")
+    assert mask.any() and proposed.warnings == fit.warnings
+
+
+def test_messages_name_the_right_file(predictor, pixels, lip_mask, tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    bad(predictor, empty, r"empty.jpg: the file is empty \(0 bytes\)", auto_mask="lip")
+    bad(predictor, pixels, r"m.png: the file is empty \(0 bytes\)", mask=_empty_file(tmp_path))
+    message = bad(predictor, b"GIF89a not really", "cannot be read as an image",
+                  auto_mask="lip")
+    assert "BytesIO" not in message and "object at 0x" not in message
+    message = bad(predictor, pixels, "cannot be read as a mask", mask=b"not an image")
+    assert "BytesIO" not in message and "object at 0x" not in message
+    full = tmp_path / "full.png"
+    Image.fromarray(255 - lip_mask).save(full)
+    message = bad(predictor, pixels, r"full.png: the mask covers \d+% of the face", mask=full,
+                  name="photo.jpg")
+    assert message.startswith(str(full)) and "photo.jpg" in message
+    bad(predictor, pixels, "'cleft-both' is now called 'cleft-bilateral'", auto_mask="cleft-both")
+
+
+def _empty_file(folder: Path) -> Path:
+    path = folder / "m.png"
+    path.write_bytes(b"")
+    return path
+
+
+def test_result_png_carries_provenance_and_the_untrained_banner(predictor, pixels):
+    result = predictor(pixels, auto_mask="cleft-left", seed=5)
+    with Image.open(io.BytesIO(result_png(result))) as img:
+        text = dict(img.text)
+        assert np.array_equal(np.asarray(img.convert("RGB")), result.image)  # trained: as is
+        assert not img.getexif()
+    assert text["inclg:model_id"] == "tiny" and text["inclg:trained"] == "true"
+    assert text["inclg:model_checksum"] == result.checksum
+    assert text["inclg:mask_kind"] == "cleft-left" and text["inclg:seed"] == "5"
+    assert text["Software"].startswith("inclg ")
+    assert not any("face" in v.lower() and ".jpg" in v for v in text.values())  # no photo name
+    untrained = replace(result, trained=False)
+    with Image.open(io.BytesIO(result_png(untrained))) as img:
+        banner = np.asarray(img.convert("RGB"))[:16]
+        assert img.text["inclg:trained"] == "false" and "UNTRAINED" in img.text["Description"]
+    red = (banner[..., 0] > 150) & (banner[..., 1] < 80) & (banner[..., 2] < 80)
+    assert red.mean() > 0.5 and banner.shape[1] == pixels.shape[1]

@@ -46,18 +46,21 @@ def test_one_photo_gives_result_before_after_landmarks_and_json(photo, tiny_weig
     assert result.exit_code == 0, result.output
     out = photo.parent / "inclg-out"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["face.before_after.jpg", "face.json", "face.landmarks.jpg", "face.result.png"]
+    assert names == ["face.lip.before_after.jpg", "face.lip.json", "face.lip.landmarks.jpg",
+                     "face.lip.result.png"]
     assert sha(photo) == before  # the input is never touched
     assert "UNTRAINED" not in result.output
 
-    with Image.open(out / "face.result.png") as img:
+    with Image.open(out / "face.lip.result.png") as img:
         assert img.size == (300, 240) and img.mode == "RGB"
         assert not img.getexif() and "exif" not in img.info  # no camera, no GPS
+        assert img.text["inclg:model_id"] == "tiny" and img.text["inclg:mask_kind"] == "lip"
+        assert img.text["inclg:trained"] == "true" and "face" not in str(img.text)
         pixels = np.asarray(img)
     with Image.open(photo) as img:
         assert img.getexif().get_ifd(0x8825)  # the fixture does carry a GPS position
     original = load_rgb(photo)
-    record = json.loads((out / "face.json").read_text())
+    record = json.loads((out / "face.lip.json").read_text())
     x0, y0, x1, y1 = record["changed_box"]
     outside = np.ones(original.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
@@ -74,19 +77,26 @@ def test_one_photo_gives_result_before_after_landmarks_and_json(photo, tiny_weig
     assert record["face"]["faces_found"] == 1 and len(record["face"]["box"]) == 4
     assert record["size"] == [300, 240] and record["photo_sha256"] == before
     assert {"detect", "model", "paste", "render", "write", "end_to_end"} <= set(record["timings_s"])
-    assert record["outputs"]["result"] == "face.result.png"
+    assert record["outputs"]["result"] == "face.lip.result.png"
+    assert record["mask"]["kind"] == "lip" and record["fit"]["plausible"] is True
+    assert record["fit"]["score"] < 1 and record["fit"]["warnings"] == []
 
 
 def test_bundled_untrained_model_says_so_everywhere(photo):
     result = predict(photo, "--auto-mask", "cleft-left", "-o", photo.parent / "o")
     assert result.exit_code == 0, result.output
     assert "warning: UNTRAINED MODEL" in result.stderr
-    record = json.loads((photo.parent / "o" / "face.json").read_text())
+    record = json.loads((photo.parent / "o" / "face.cleft-left.json").read_text())
     assert record["trained"] is False and "UNTRAINED" in record["warning"]
     assert record["model"]["id"] == "inclg-untrained-seed0"
-    banner = np.asarray(Image.open(photo.parent / "o" / "face.before_after.jpg"))[36:60]
+    banner = np.asarray(Image.open(photo.parent / "o" / "face.cleft-left.before_after.jpg"))[36:60]
     red = (banner[..., 0] > 150) & (banner[..., 1] < 80) & (banner[..., 2] < 80)
     assert red.mean() > 0.5  # the red UNTRAINED strip under the title
+    with Image.open(photo.parent / "o" / "face.cleft-left.result.png") as img:
+        assert img.text["inclg:trained"] == "false" and "UNTRAINED" in img.text["Description"]
+        top = np.asarray(img)[:12]
+    red = (top[..., 0] > 150) & (top[..., 1] < 80) & (top[..., 2] < 80)
+    assert red.mean() > 0.5  # the shared result says so too
 
 
 def _write_variants(folder: Path) -> None:
@@ -118,28 +128,40 @@ def test_folder_run_reports_every_failure_and_resumes(tmp_path, tiny_weights):
     assert "noface.png: no face found" in reasons
     assert "two.png: 2 faces found" in reasons and "--face N" in reasons
     assert "3 done, 0 already done, 3 failed" in result.stdout
+    assert "note: " in result.stderr and "grey.png: greyscale" in result.stderr  # conversions
+    assert "phone.jpg: EXIF orientation 6 applied" in result.stderr
     out = folder / "inclg-out"
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     stems = {name.split(".")[0] for name in written if "summary" not in name}
     assert stems == {"good", "phone", "sub/grey"}  # nothing at all for the failed photos
     assert len(written) == 3 * 4 + 1
-    summary = json.loads((out / "inclg-predict-summary.json").read_text())
+    summary = json.loads((out / "inclg-predict-summary.lip.json").read_text())
     assert summary["ok"] == 3 and summary["failed"] == 3 and len(summary["failures"]) == 3
-    phone = json.loads((out / "phone.json").read_text())
+    phone = json.loads((out / "phone.lip.json").read_text())
     assert phone["size"] == [300, 240] and "EXIF orientation 6 applied" in phone["input_notes"]
-    assert Image.open(out / "phone.result.png").size == (300, 240)
+    assert Image.open(out / "phone.lip.result.png").size == (300, 240)
 
     again = predict(folder, "--auto-mask", "lip", "--weights", tiny_weights)
     assert again.exit_code == 1 and "0 done, 3 already done, 3 failed" in again.stdout
-    assert json.loads((out / "good.json").read_text())["run_seed"] == 0  # untouched
+    assert json.loads((out / "good.lip.json").read_text())["run_seed"] == 0  # untouched
+    summary = json.loads((out / "inclg-predict-summary.lip.json").read_text())
+    assert summary["ok"] == 3 and summary["skipped"] == 3 and summary["done_this_run"] == 0
+    assert [r["done"] for r in summary["runs"]] == [3, 0] and summary["done_all_runs"] == 3
 
-    reseeded = predict(folder, "--auto-mask", "lip", "--weights", tiny_weights, "--seed", "1")
+    refused = predict(folder, "--auto-mask", "lip", "--weights", tiny_weights, "--seed", "1")
+    assert refused.exit_code == 2 and "3 photos already have another run's result" in \
+        refused.stderr and "seed 0 -> 1" in refused.stderr and "--overwrite" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert json.loads((out / "good.lip.json").read_text())["run_seed"] == 0  # untouched
+
+    reseeded = predict(folder, "--auto-mask", "lip", "--weights", tiny_weights, "--seed", "1",
+                       "--overwrite")
     assert "3 done, 0 already done, 3 failed" in reseeded.stdout  # a new seed redoes them
-    assert json.loads((out / "good.json").read_text())["run_seed"] == 1
+    assert json.loads((out / "good.lip.json").read_text())["run_seed"] == 1
     second = predict(folder / "two.png", "--auto-mask", "lip", "--weights", tiny_weights,
                      "--face", "1")
     assert second.exit_code == 0, second.output
-    assert json.loads((out / "two.json").read_text())["face"]["index"] == 1
+    assert json.loads((out / "two.lip.json").read_text())["face"]["index"] == 1
 
 
 def test_masks_paired_by_name_and_refused_when_wrong(tmp_path, tiny_weights):
@@ -162,7 +184,7 @@ def test_masks_paired_by_name_and_refused_when_wrong(tmp_path, tiny_weights):
     assert "1 done, 0 already done, 3 failed" in result.stdout
     beside = predict(folder / "a.jpg", "--mask-dir", folder, "--weights", tiny_weights)
     assert beside.exit_code == 0, beside.output
-    record = json.loads((folder / "inclg-out" / "a.json").read_text())
+    record = json.loads((folder / "inclg-out" / "a.mask.json").read_text())
     assert record["mask"]["source"].endswith("a.mask.png")
     assert record["mask"]["area_px"] == int((mask > 0).sum())
 
@@ -171,6 +193,8 @@ def test_usage_errors_are_one_line_with_status_2(photo, tmp_path):
     for args, message in [
         ((photo,), "give exactly one of --mask, --mask-dir or --auto-mask"),
         ((photo, "--auto-mask", "teeth"), "unknown automatic mask 'teeth'"),
+        ((photo, "--auto-mask", "cleft-both"), "'cleft-both' is now called 'cleft-bilateral'"),
+        ((photo, "--auto-mask", "lip", "--device", "tpu9"), "--device 'tpu9'"),
         ((photo, "--mask", tmp_path / "none.png"), "no such file"),
         ((tmp_path / "nothing", "--auto-mask", "lip"), "no such photo or folder"),
         ((photo, "--auto-mask", "lip", "--precision", "fp16"), "--precision must be fp32 or bf16"),
@@ -187,12 +211,71 @@ def test_an_output_never_overwrites_an_input(photo, tiny_weights, tmp_path):
     out.mkdir()
     mask = np.zeros((240, 300), np.uint8)
     mask[180:195, 130:170] = 255
-    target = out / "face.result.png"  # where the result would go
+    target = out / "face.mask.result.png"  # where the result would go
     Image.fromarray(mask).save(target)
     before = sha(target)
     result = predict(photo, "--mask", target, "-o", out, "--weights", tiny_weights)
     assert result.exit_code == 1 and "would overwrite an input" in result.stderr
-    assert sha(target) == before and not (out / "face.json").exists()
+    assert sha(target) == before and not (out / "face.mask.json").exists()
     beside = predict(photo, "--auto-mask", "lip", "-o", photo.parent, "--weights", tiny_weights)
-    assert beside.exit_code == 0 and (photo.parent / "face.result.png").is_file()
+    assert beside.exit_code == 0 and (photo.parent / "face.lip.result.png").is_file()
     assert sha(photo) == sha(PHOTO)
+
+
+def test_mask_kinds_sit_side_by_side_and_nothing_is_replaced_silently(photo, tiny_weights):
+    out = photo.parent / "inclg-out"
+    for kind in ("lip", "cleft-left"):
+        result = predict(photo, "--auto-mask", kind, "--weights", tiny_weights)
+        assert result.exit_code == 0, result.output
+    lip, cleft = out / "face.lip.result.png", out / "face.cleft-left.result.png"
+    assert lip.is_file() and cleft.is_file() and sha(lip) != sha(cleft)
+    before = sha(cleft)
+    refused = predict(photo, "--auto-mask", "cleft-left", "--weights", tiny_weights, "--seed", "4")
+    assert refused.exit_code == 2 and "--overwrite" in refused.stderr and sha(cleft) == before
+    replaced = predict(photo, "--auto-mask", "cleft-left", "--weights", tiny_weights, "--seed",
+                       "4", "--overwrite")
+    assert replaced.exit_code == 0 and sha(cleft) != before and sha(lip) != sha(cleft)
+
+
+def test_ctrl_c_writes_the_summary_and_a_rerun_resumes(tmp_path, tiny_weights, monkeypatch):
+    from inclg.infer.batch import PredictJob
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(PHOTO, folder / f"{name}.jpg")
+    process = PredictJob.process
+    calls = []
+
+    def interrupted(self, item):
+        calls.append(item)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return process(self, item)
+
+    monkeypatch.setattr(PredictJob, "process", interrupted)
+    result = predict(folder, "--auto-mask", "nose", "--weights", tiny_weights)
+    assert result.exit_code == 130
+    assert "interrupted: 1 done, 2 to go; rerun to resume" in result.stderr
+    summary_path = folder / "inclg-out" / "inclg-predict-summary.nose.json"
+    summary = json.loads(summary_path.read_text())
+    assert summary["interrupted"] and summary["ok"] == 1 and summary["pending"] == 2
+    monkeypatch.setattr(PredictJob, "process", process)
+    again = predict(folder, "--auto-mask", "nose", "--weights", tiny_weights)
+    assert again.exit_code == 0 and "2 done, 1 already done, 0 failed" in again.stdout
+    summary = json.loads(summary_path.read_text())
+    assert summary["ok"] == 3 and summary["skipped"] == 1 and not summary["interrupted"]
+    assert [r["done"] for r in summary["runs"]] == [1, 2] and summary["done_all_runs"] == 3
+
+
+def test_version_and_uniform_help():
+    import inclg
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"inclg {inclg.__version__}"
+    text = runner.invoke(app, ["predict", "--help"], terminal_width=200).stdout
+    for kind in ("lip", "cleft-left", "cleft-right", "cleft-bilateral", "nose"):
+        assert kind in text
+    for option in ("--device", "--overwrite", "--face", "--out"):
+        assert option in text
+    assert "[default: (the only face" in text and "cleft-both" not in text

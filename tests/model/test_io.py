@@ -131,3 +131,23 @@ def test_load_errors_are_clear(tmp_path):
     (g_dir / "config.json").write_text("{not json")
     with pytest.raises(WeightsError, match="cannot be read"):
         Generator.from_pretrained(g_dir)
+
+
+def test_multi_gpu_checkpoints_with_module_prefix_import(original_state, tmp_path):
+    """The original trained with DataParallel saves "module."-prefixed keys."""
+    state = original_state("discriminator")
+    plain, prefixed = Discriminator(), Discriminator()
+    import_original({"discriminator": state}, plain, "discriminator")
+    path = tmp_path / "InpaintingModel_dis.pth"
+    torch.save({"discriminator": {f"module.{k}": v for k, v in state.items()}}, path)
+    import_original(path, prefixed, "discriminator")
+    for (key, a), b in zip(plain.state_dict().items(), prefixed.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+def test_a_float64_generator_stays_float64():
+    g = Generator(TINY).double().eval()
+    x, m = torch.rand(1, 3, 32, 32, dtype=torch.float64), torch.zeros(1, 1, 32, 32).double()
+    with torch.no_grad():
+        image, points = g(x, m)
+    assert image.dtype == points.dtype == torch.float64

@@ -39,6 +39,13 @@ def test_attention_starts_as_identity_and_copies_pre_outside_hole():
     module = Attention(8, long_range=False)
     x = torch.randn(1, 8, 4, 4)
     assert torch.equal(module(x), x)
+    long_range = Attention(8, long_range=True).eval()
+    pre = torch.randn(1, 8, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., 1:3, 1:3] = 1
+    with torch.no_grad():  # the fused context is pre off the hole and 0 (alpha = 0) inside it
+        expected = long_range.fuse(torch.cat([x, (1 - mask) * pre], dim=1))
+        torch.testing.assert_close(long_range(x, pre, mask), expected)
 
 
 def test_gated_conv_splits_features_and_gates():
@@ -59,3 +66,31 @@ def test_spectral_res_block_matches_definition():
     torch.testing.assert_close(block(x), y)
     weight = block.conv1.weight  # spectral-normalised: largest singular value 1 after power iteration
     assert torch.linalg.matrix_norm(weight.flatten(1), ord=2) <= 1.0 + 1e-3
+
+
+def test_spectral_norm_follows_the_original_power_iteration():
+    """Train-mode forwards from the same weight and u, v equal the hook-based
+    `torch.nn.utils.spectral_norm` the original uses (v updated first), step after step."""
+    import warnings
+
+    from inclg.model.layers import spectral_conv
+
+    torch.manual_seed(0)
+    ours = spectral_conv(6, 4, 3, padding=1)
+    reference = torch.nn.Conv2d(6, 4, 3, padding=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the hook-based API is deprecated
+        reference = torch.nn.utils.spectral_norm(reference)
+    sn = ours.parametrizations.weight[0]
+    with torch.no_grad():
+        reference.weight_orig.copy_(ours.parametrizations.weight.original)
+        reference.bias.copy_(ours.bias)
+        reference.weight_u.copy_(sn._u)
+        reference.weight_v.copy_(sn._v)
+        sn._u.copy_(torch.nn.functional.normalize(torch.randn(4), dim=0))  # a stale u, as after
+        reference.weight_u.copy_(sn._u)  # an imported checkpoint's last step
+    x = torch.randn(2, 6, 5, 5)
+    for _ in range(3):
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(sn._u, reference.weight_u)
+        torch.testing.assert_close(sn._v, reference.weight_v)

@@ -227,6 +227,6 @@ def test_pipeline_end_to_end_on_cpu(tmp_path, monkeypatch):
     from PIL import Image
 
     with Image.open(grid) as img:
-        assert img.size == (2 * 4 * 32, 18 + 2 * 32)  # trained: no banner; 2 rows of 2 faces
+        assert img.size == (8 * 32, 18 + 3 * 32)  # trained: no banner; a row per face
     with tarfile.open(chunks / manifest["chunks"][0]["file"]) as tar:
         assert any(n.startswith("masks/") for n in tar.getnames())

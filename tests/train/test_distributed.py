@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+pytest.importorskip("tensorboard", reason="needs TensorBoard: pip install 'inclg[train]'")
 
 from inclg.train import checkpoint as ckpt
 from inclg.train.distributed import env_ranks, select_device

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytest.importorskip("tensorboard", reason="needs TensorBoard: pip install 'inclg[train]'")
+
 from inclg.config import load_config
 from inclg.losses import LOSS_NAMES
 from inclg.train import checkpoint as ckpt
@@ -132,3 +134,20 @@ def test_sample_grid_shows_four_columns(tiny_config, tmp_path):
     batch = next(iter(torch.utils.data.DataLoader(trainer.val_data, batch_size=3)))
     grid = trainer.sample_grid(batch)
     assert grid.shape == (3, 3 * 32, 4 * 32) and 0 <= grid.min() and grid.max() <= 1
+
+
+def test_no_discriminator_work_before_the_adversarial_start(overrides, tmp_path):
+    config = load_config(TINY, [*overrides, "loss.adversarial_start=2",
+                                "train.max_iterations=3"])
+    trainer = _trainer(config, run_dir=tmp_path, checkpoints=False)
+    d_before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    batch = trainer.to_device(*next(iter(torch.utils.data.DataLoader(trainer.train_data,
+                                                                      batch_size=2))))
+    for _ in range(2):
+        losses = trainer.train_step(*batch)
+        assert losses["adversarial"] == 0 and losses["discriminator"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(d_before, trainer.discriminator.parameters()))
+    losses = trainer.train_step(*batch)  # iteration 2: D trains, G meets its adversarial term
+    assert losses["adversarial"] > 0
+    assert not all(torch.equal(a, b) for a, b in zip(d_before,
+                                                     trainer.discriminator.parameters()))

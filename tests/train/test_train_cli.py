@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
+
+pytest.importorskip("tensorboard", reason="needs TensorBoard: pip install 'inclg[train]'")
 
 from inclg.cli import app
 from inclg.train import checkpoint as ckpt

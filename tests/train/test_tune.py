@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+pytest.importorskip("optuna", reason="the search needs Optuna: pip install 'inclg[train]'")
+pytest.importorskip("tensorboard", reason="needs TensorBoard: pip install 'inclg[train]'")
+
 from inclg.cli import app
 from inclg.config import load_config
 from inclg.train.tune import TuneError, best_trial, run_study, trial_config

@@ -1,6 +1,10 @@
 """A local Gradio page over `Predictor`: photo -> mask (brush, or drawn from the landmarks and
 then adjusted) -> before/after slider, landmarks, and the result PNG + JSON to download.
 
+A mask button draws its `MaskKind` and warns when the landmark fit looks implausible; a mask left
+as the button drew it is predicted as that kind (the JSON and the PNG's provenance name it), an
+adjusted one as a painted mask.
+
 Privacy: the server binds to 127.0.0.1 only, with share links, analytics, the version check,
 server-side rendering and the MCP server off, and the theme uses the browser's own fonts, so the
 page makes no request beyond 127.0.0.1 (the browser test checks this). Photos stay on this
@@ -25,17 +29,20 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr
 
 from inclg.data import DataError
+from inclg.data.masks import MaskKind
+from inclg.fileio import atomic_write_bytes, atomic_write_text
 from inclg.infer.inputs import read_photo
 from inclg.infer.pipeline import Predictor
-from inclg.infer.report import encode_image, landmarks_overlay, result_record
+from inclg.infer.quality import advice
+from inclg.infer.report import landmarks_overlay, result_png, result_record
 
 HOST = "127.0.0.1"
-MASK_BUTTONS = {  # button label -> Predictor auto-mask kind
-    "lip": "lip",
-    "cleft left": "cleft-left",
-    "cleft right": "cleft-right",
-    "bilateral": "cleft-bilateral",
-    "nose": "nose",
+MASK_BUTTONS: dict[str, MaskKind] = {  # button label -> the mask it draws
+    "lip": MaskKind.LIP,
+    "cleft: subject's left": MaskKind.CLEFT_LEFT,
+    "cleft: subject's right": MaskKind.CLEFT_RIGHT,
+    "cleft: bilateral": MaskKind.CLEFT_BILATERAL,
+    "nose": MaskKind.NOSE,
 }
 MASK_RGBA = (255, 0, 0, 150)  # how a drawn mask looks on the photo: translucent red
 BRUSH = gr.Brush(colors=[("#ff0000", 0.6)], default_color=("#ff0000", 0.6), color_mode="fixed")
@@ -74,26 +81,29 @@ def build(predictor: Predictor) -> gr.Blocks:
     """The page for one loaded predictor (model, detector and back-end chosen by the caller)."""
     warning = predictor.model.warning
 
-    def load_photo(path: str | None) -> tuple[Any, Any]:
+    def load_photo(path: str | None) -> tuple[Any, Any, Any]:
         if not path:
-            return None, None
+            return None, None, None
         try:
             pixels = read_photo(path).pixels  # upright (EXIF applied), RGB uint8
         except DataError as err:
             raise gr.Error(str(err)) from None
-        return _editor_value(pixels), path
+        return _editor_value(pixels), path, None
 
-    def auto_mask(kind: str, path: str | None) -> dict[str, Any]:
+    def auto_mask(kind: MaskKind, path: str | None) -> tuple[dict[str, Any], Any]:
         if not path:
             raise gr.Error("Upload a face photo first.")
         try:
             photo = read_photo(path)
-            mask = predictor.draw_auto_mask(photo, kind, face=0)
+            mask, fit = predictor.propose_mask(photo, kind, face=0)
         except DataError as err:
             raise gr.Error(str(err)) from None
-        return _editor_value(photo.pixels, mask)
+        if not fit.plausible:
+            gr.Warning(_sentence(advice(fit, automatic=True)).replace(
+                "(--mask, or paint it in the app)", "with the brush"))
+        return _editor_value(photo.pixels, mask), (kind.value, mask)
 
-    def predict(path: str | None, editor: dict[str, Any] | None,
+    def predict(path: str | None, editor: dict[str, Any] | None, drawn: Any,
                 show_landmarks: bool) -> tuple[Any, ...]:
         if not path:
             raise gr.Error("Upload a face photo first.")
@@ -102,18 +112,23 @@ def build(predictor: Predictor) -> gr.Blocks:
             mask = painted_mask(editor, photo.pixels.shape[:2])
             if not mask.any():
                 raise gr.Error("Paint the region to predict, or press one of the mask buttons.")
-            result = predictor(photo, mask, face=0)
+            if drawn is not None and np.array_equal(mask > 0, drawn[1]):  # as the button drew it
+                result = predictor(photo, auto_mask=drawn[0], face=0)
+            else:
+                result = predictor(photo, mask, face=0, mask_name="the painted mask")
         except DataError as err:
             raise gr.Error(str(err)) from None
         if result.warning:
             gr.Warning(result.warning)
+        if result.fit is not None and not result.fit.plausible:
+            gr.Warning(_sentence(advice(result.fit, automatic=drawn is not None)))
         out = Path(tempfile.mkdtemp(prefix="inclg-app-"))
-        stem = Path(photo.name).stem or "photo"
+        stem = f"{Path(photo.name).stem or 'photo'}.{result.mask_kind}"
         png = out / f"{stem}.result.png"
-        png.write_bytes(encode_image(result.image, ".png"))
+        atomic_write_bytes(png, result_png(result))
         record = result_record(result, {"result": png.name}, {"backend": predictor.backend})
         record_path = out / f"{stem}.json"
-        record_path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(record_path, json.dumps(record, indent=1) + "\n")
         overlay = landmarks_overlay(result) if show_landmarks else None
         return ((photo.pixels, result.image), gr.update(value=overlay, visible=show_landmarks),
                 str(png), str(record_path))
@@ -124,6 +139,7 @@ def build(predictor: Predictor) -> gr.Blocks:
         if warning:
             gr.HTML(UNTRAINED_HTML.format(warning))
         path = gr.State(None)
+        drawn = gr.State(None)  # (kind, mask) of the last mask button, to know an untouched one
         with gr.Row():
             with gr.Column():
                 upload = gr.Image(type="filepath", label="Photo", sources=["upload"],
@@ -143,12 +159,21 @@ def build(predictor: Predictor) -> gr.Blocks:
                 overlay = gr.Image(label="landmarks", visible=False, format="jpeg")
                 result_file = gr.File(label="result PNG", elem_id="result-file")
                 json_file = gr.File(label="JSON", elem_id="json-file")
-        upload.change(load_photo, upload, [editor, path])
+        # One queue for the page's events, in the order they were sent: a mask button pressed
+        # while the photo is still loading waits for it instead of finding no photo.
+        queue = {"concurrency_id": "inclg", "concurrency_limit": 1}
+        upload.change(load_photo, upload, [editor, path, drawn], **queue)
         for label, kind in MASK_BUTTONS.items():
-            buttons[label].click(lambda p, k=kind: auto_mask(k, p), path, editor)
-        run.click(predict, [path, editor, show_landmarks],
-                  [slider, overlay, result_file, json_file])
+            buttons[label].click(lambda p, k=kind: auto_mask(k, p), path, [editor, drawn],
+                                 **queue)
+        run.click(predict, [path, editor, drawn, show_landmarks],
+                  [slider, overlay, result_file, json_file], **queue)
     return demo
+
+
+def _sentence(text: str) -> str:
+    """A library message as a sentence for the page: capitalised, with a full stop."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 def theme() -> gr.themes.Base:

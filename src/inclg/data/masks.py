@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from enum import StrEnum
 from pathlib import Path
 
 import cv2
@@ -191,7 +191,95 @@ def lip_mask(landmarks: np.ndarray, size: int = 256, margin: float = 0.15) -> np
     return _dilate(mask, margin * eye_distance(landmarks)).astype(np.float32)
 
 
-CLEFT_SIDES = ("left", "right", "both")
+class MaskKind(StrEnum):
+    """The landmark-drawn regions a clinician asks for; one name everywhere (CLI, app, API,
+    training). Left and right are the *subject's* sides: a cleft-left mask lies on the image's
+    right in an unmirrored photo."""
+
+    LIP = "lip"  # both lips, the region the paper inpaints
+    CLEFT_LEFT = "cleft-left"  # unilateral cleft of the subject's left upper lip
+    CLEFT_RIGHT = "cleft-right"
+    CLEFT_BILATERAL = "cleft-bilateral"  # both sides and the base of the columella
+    NOSE = "nose"
+
+    @classmethod
+    def parse(cls, value: str | MaskKind, what: str = "mask kind",
+              extra: Sequence[str] = ()) -> MaskKind:
+        """`value` as a `MaskKind`; an unknown or retired name raises `DataError` with the choices
+        (`extra`: other names the caller accepts) or the new name. `what` names the setting in
+        the message ("automatic mask", ...)."""
+        if isinstance(value, MaskKind):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            pass
+        renamed = RENAMED_KINDS.get(str(value).strip().lower())
+        if renamed is not None:
+            raise DataError(f"{what} {value!r} is now called {renamed.value!r}; use "
+                            f"{renamed.value}") from None
+        choices = [*(k.value for k in cls), *extra]
+        raise DataError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}") from None
+
+    @property
+    def cleft_side(self) -> str | None:
+        """"left", "right" or "bilateral" for the cleft kinds, else None."""
+        return self.value.removeprefix("cleft-") if self.value.startswith("cleft-") else None
+
+
+# Names used before the one enum: refused with a hint naming the new one.
+RENAMED_KINDS: dict[str, MaskKind] = {
+    "cleft-both": MaskKind.CLEFT_BILATERAL,
+    "cleft_both": MaskKind.CLEFT_BILATERAL,
+    "bilateral": MaskKind.CLEFT_BILATERAL,
+    "both": MaskKind.CLEFT_BILATERAL,
+    "cleft_bilateral": MaskKind.CLEFT_BILATERAL,
+    "cleft-l": MaskKind.CLEFT_LEFT,
+    "cleft_left": MaskKind.CLEFT_LEFT,
+    "cleft-r": MaskKind.CLEFT_RIGHT,
+    "cleft_right": MaskKind.CLEFT_RIGHT,
+    "lips": MaskKind.LIP,
+    "mouth": MaskKind.LIP,
+}
+CLEFT_SIDES = ("left", "right", "bilateral")
+# Per side: (Cupid's-bow peak, lateral upper-lip point, inner upper lip below the peak, nostril
+# sill, alar base) in iBUG-68 numbering.
+_CLEFT_POINTS = {"right": (50, 49, 61, 32, 31), "left": (52, 53, 63, 34, 35)}
+UPPER_LIP_EDGE = (48, 60, 61, 62, 63, 64, 54)  # the upper lip's lower edge, corner to corner
+_SUBPIXEL = 4  # cv2 fill precision: 1/16 px, so the lower edge is drawn where the points are
+
+
+def _fill(mask: np.ndarray, points: np.ndarray, convex: bool = True) -> None:
+    """Fill the polygon (convex hull if `convex`) of `points` [N, 2] into `mask` with 1."""
+    pts = np.asarray(points, np.float64)
+    if convex:
+        pts = cv2.convexHull(pts.astype(np.float32))[:, 0].astype(np.float64)
+    fixed = np.round(pts * (1 << _SUBPIXEL)).astype(np.int32)
+    cv2.fillPoly(mask, [fixed], 1, cv2.LINE_8, _SUBPIXEL)
+
+
+def face_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(toward the subject's left, up, eye distance): unit vectors of the face from its eyes, so
+    masks follow a tilted head. In an upright unmirrored crop: (1, 0) and (0, -1)."""
+    across = landmarks[42:48].mean(0) - landmarks[36:42].mean(0)  # right eye -> left eye
+    eyes = float(np.linalg.norm(across)) + 1e-6
+    left = across / eyes
+    return left, np.array([left[1], -left[0]]), eyes
+
+
+def upper_lip_region(landmarks: np.ndarray, size: int = 256) -> np.ndarray:
+    """[size, size] bool: every pixel whose centre lies above the upper lip's lower edge (mouth
+    corner, inner upper lip 60-64, mouth corner, continued sideways), "above" along the face, so a
+    tilted head is handled: what a cleft mask may cover. Below lie the mouth opening, the teeth
+    and the lower lip, which a cleft lip does not involve."""
+    left, up, _ = face_axes(landmarks)
+    edge = landmarks[list(UPPER_LIP_EDGE)].astype(np.float64)  # [7, 2]
+    across, height = edge @ left, edge @ up  # the edge in face coordinates
+    order = np.argsort(across, kind="stable")
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    u = xs * left[0] + ys * left[1]  # [S, S]
+    v = xs * up[0] + ys * up[1]
+    return v >= np.interp(u, across[order], height[order])  # flat beyond the mouth corners
 
 
 def cleft_mask(
@@ -201,35 +289,49 @@ def cleft_mask(
     width: float = 0.18,
     margin: float = 0.06,
 ) -> np.ndarray:
-    """The region a cleft lip occupies: a band from the upper lip's red edge at one philtral column
-    up through the lip into the nostril, widening towards the nose.
+    """The region a cleft lip involves, [size, size] float32 (1 = hole).
 
-    `side` is the subject's ("left" is the image's right in an unmirrored photo), or "both" for a
-    bilateral cleft; `width` (band width at the lip) and `margin` are in eye distances.
+    A unilateral cleft runs through the upper lip at the philtral column of its side, from the
+    upper lip's lower edge (the free margin of the red lip, inner-lip points 60-64) up through the
+    skin of the lip into the nostril floor, and displaces the alar base: the mask covers that band
+    (`width` eye distances wide at the lip, widening towards the nose), the nostril sill and floor
+    and the alar base, and stops at the lower edge of the upper lip, so an open mouth, the teeth
+    and the lower lip are never masked. "bilateral" is both sides plus the base of the columella
+    (not the nose tip). `side` is the subject's; `margin` (eye distances) dilates the region,
+    still clipped at the lip's lower edge.
     """
     if side not in CLEFT_SIDES:
-        raise DataError(f"unknown cleft side {side!r}; choose one of {', '.join(CLEFT_SIDES)}")
-    eyes = eye_distance(landmarks)
+        hint = " (a cleft on both sides is 'bilateral')" if side == "both" else ""
+        raise DataError(f"unknown cleft side {side!r}; choose one of {', '.join(CLEFT_SIDES)}"
+                        f"{hint}")
+    left, up, eyes = face_axes(landmarks)
+    points = landmarks.astype(np.float64)
     mask = np.zeros((size, size), np.uint8)
-    # (inner lip, Cupid's-bow peak, nostril sill) for the subject's right and left sides
-    paths = {"right": (61, 50, 32), "left": (63, 52, 34)}
-    for which in ("left", "right") if side == "both" else (side,):
-        inner, peak, sill = (landmarks[i] for i in paths[which])
-        up = landmarks[30] - landmarks[33]  # nose tip above subnasale: "up" along the face
-        up = up / (np.linalg.norm(up) + 1e-6)
-        lip = (inner + peak) / 2 - up * 0.06 * eyes  # down to the mouth opening
-        nostril = sill + up * 0.12 * eyes  # into the nostril
-        centre = np.stack([lip, peak, sill, nostril])  # [4, 2]
-        widths = (width * eyes * np.array([1.0, 1.1, 1.4, 1.6])).tolist()
-        for (a, b), (wa, wb) in zip(pairwise(centre), pairwise(widths)):
-            normal = np.array([-(b - a)[1], (b - a)[0]]) / (np.linalg.norm(b - a) + 1e-6)
-            quad = np.stack(
-                [a + normal * wa / 2, b + normal * wb / 2, b - normal * wb / 2, a - normal * wa / 2]
-            )
-            cv2.fillConvexPoly(mask, np.round(quad).astype(np.int32), 1)
-            cv2.circle(mask, tuple(int(v) for v in np.round(b)), round(wb / 2), 1, -1)
-        cv2.circle(mask, tuple(int(v) for v in np.round(lip)), round(widths[0] / 2), 1, -1)
-    return _dilate(mask, margin * eyes).astype(np.float32)
+    for which in ("left", "right") if side == "bilateral" else (side,):
+        peak, lateral_lip, inner, sill, alar = (points[i] for i in _CLEFT_POINTS[which])
+        out = left if which == "left" else -left  # away from the midline
+        w = width * eyes
+        lip = inner - up * 0.1 * eyes  # below the lower edge: the clip draws the edge itself
+        axis = peak + (lateral_lip - peak) * 0.1  # the philtral column of the cleft side
+        lip = lip + (axis - inner) - up * np.dot(axis - inner, up)  # under the column
+        floor = sill + (alar - sill) * 0.25  # where the cleft enters the nostril floor
+        nostril = 0.09 * eyes  # height of the nostril opening above the sill line
+        medial = points[33] + (sill - points[33]) * 0.35  # the columella's side of the floor
+        _fill(mask, np.stack([
+            lip - out * w / 2, lip + out * w / 2,  # at the lip's lower edge
+            floor - out * 0.7 * w, floor + out * 0.7 * w,  # at the nostril sill
+            medial + up * 0.5 * nostril,  # the floor beside the columella
+            sill + up * nostril, alar + up * 0.8 * nostril + out * 0.03 * eyes,  # nostril floor
+            alar + out * 0.07 * eyes, alar - up * 0.05 * eyes + out * 0.06 * eyes,  # alar base
+        ]))
+    if side == "bilateral":  # the base of the columella, between the two nostril floors
+        half = 0.5 * np.linalg.norm(points[34] - points[32]) / 2
+        base = points[33]
+        _fill(mask, np.stack([base - left * half, base + left * half,
+                              base + up * 0.06 * eyes - left * half * 0.7,
+                              base + up * 0.06 * eyes + left * half * 0.7]))
+    mask = _dilate(mask, margin * eyes) & upper_lip_region(points, size)
+    return mask.astype(np.float32)
 
 
 REGION_MASKS: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -252,20 +354,29 @@ def region_mask(
     return _dilate(mask, margin * eye_distance(landmarks)).astype(np.float32)
 
 
-LANDMARK_MASKS = ("lip", "cleft-left", "cleft-right", "cleft-both", *REGION_MASKS)
+EXTRA_KINDS = tuple(k for k in REGION_MASKS if k != "nose")  # eyebrows, eyes: `data gen-masks`
+LANDMARK_MASKS = (*(k.value for k in MaskKind), *EXTRA_KINDS)
 
 
-def landmark_mask(kind: str, landmarks: np.ndarray, size: int = 256) -> np.ndarray:
-    """One of `LANDMARK_MASKS` for a face with these crop landmarks."""
-    if kind == "lip":
+def landmark_mask(kind: str | MaskKind, landmarks: np.ndarray, size: int = 256) -> np.ndarray:
+    """The `MaskKind` `kind` (or an extra region: eyebrows, eyes) for a face with these crop
+    landmarks, [size, size] float32."""
+    if kind in EXTRA_KINDS:
+        return region_mask(landmarks, str(kind), size)
+    kind = MaskKind.parse(kind, extra=EXTRA_KINDS)
+    if kind is MaskKind.LIP:
         return lip_mask(landmarks, size)
-    if kind.startswith("cleft-"):
-        return cleft_mask(landmarks, kind.removeprefix("cleft-"), size)
-    if kind in REGION_MASKS:
-        return region_mask(landmarks, kind, size)
-    raise DataError(
-        f"unknown mask kind {kind!r}; choose one of free-form, {', '.join(LANDMARK_MASKS)}"
-    )
+    if kind.cleft_side is not None:
+        return cleft_mask(landmarks, kind.cleft_side, size)
+    return region_mask(landmarks, kind.value, size)
+
+
+def mask_limit(kind: str | MaskKind, landmarks: np.ndarray, size: int = 256) -> np.ndarray | None:
+    """[size, size] bool: where a `kind` mask, and the feathered seam around it, may change the
+    face (cleft kinds: above the upper lip's lower edge); None where there is no such limit."""
+    if kind not in EXTRA_KINDS and MaskKind.parse(kind).cleft_side is not None:
+        return upper_lip_region(landmarks, size)
+    return None
 
 
 def generate_masks(
@@ -295,7 +406,9 @@ def generate_masks(
         for i in range(count):
             written.append(out / f"{i:05d}.png")
             save_image(written[-1], free_form_mask(size, rng, ratio))
-    elif kind in LANDMARK_MASKS:
+    else:
+        if kind not in EXTRA_KINDS:
+            kind = MaskKind.parse(kind, extra=("free-form", *EXTRA_KINDS)).value
         if prepared is None:
             raise DataError(
                 f"{kind} masks are drawn from landmarks: name a folder made by `inclg data faces`"
@@ -313,9 +426,5 @@ def generate_masks(
                 written[-1],
                 landmark_mask(kind, load_landmarks(prepared / record["landmarks"]), crop_size),
             )
-    else:
-        raise DataError(
-            f"unknown mask kind {kind!r}; choose one of free-form, {', '.join(LANDMARK_MASKS)}"
-        )
     write_flist(out / "masks.flist", written)
     return written

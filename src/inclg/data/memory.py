@@ -40,7 +40,7 @@ CACHE_VERSION = 1
 # Landmark hole kinds and their share of the landmark-drawn samples: the lip and the three cleft
 # kinds are what clinicians mask; the nose trains the nostril region the clefts reach into.
 LANDMARK_KINDS: dict[str, float] = {
-    "lip": 0.3, "cleft-left": 0.2, "cleft-right": 0.2, "cleft-both": 0.2, "nose": 0.1,
+    "lip": 0.3, "cleft-left": 0.2, "cleft-right": 0.2, "cleft-bilateral": 0.2, "nose": 0.1,
 }
 
 
@@ -180,7 +180,7 @@ class MemoryFaceDataset(Dataset):
         side, store = self.window.side, self.store
         dx, dy = (rng.integers(-self.shift, self.shift + 1, 2) if self.shift else (0, 0))
         ox, oy = self.window.x - store.region.x + dx, self.window.y - store.region.y + dy
-        pixels = np.ascontiguousarray(store.images[index, oy:oy + side, ox:ox + side])
+        pixels = np.array(store.images[index, oy:oy + side, ox:ox + side])  # a writable copy
         origin = np.array([store.region.x + ox, store.region.y + oy], np.float32)
         points = store.landmarks[index] - origin  # [68, 2] window pixels
         image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0  # [3, S, S]

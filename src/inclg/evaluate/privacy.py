@@ -48,14 +48,17 @@ class FaceErrors:
 @torch.no_grad()
 def face_errors(generator: Generator, images: torch.Tensor, masks: torch.Tensor,
                 landmarks: torch.Tensor | None = None, batch_size: int = 8) -> FaceErrors:
-    """Errors of [N, 3, H, W] faces under each of [K, 1, H, W] masks ([N, 68, 2] landmarks)."""
+    """Errors of [N, 3, H, W] faces under each of K masks: [K, 1, H, W] shared by every face, or
+    [N, K, 1, H, W] per face (landmark-drawn); [N, 68, 2] landmarks for the NME."""
     device = next(generator.parameters()).device
+    per_face = masks.dim() == 5
     l1, ref, nme = [], [], []
     for start in range(0, len(images), batch_size):
         image = images[start : start + batch_size].to(device)
         per_mask_l1, per_mask_ref, per_mask_nme = [], [], []
-        for mask in masks.to(device):
-            m = mask.expand(len(image), -1, -1, -1)  # [B, 1, H, W]
+        for k in range(masks.shape[1] if per_face else masks.shape[0]):
+            m = (masks[start : start + batch_size, k] if per_face  # [B, 1, H, W]
+                 else masks[k].expand(len(image), -1, -1, -1)).to(device)
             out, points = generator.inpaint(image, m)
             per_mask_l1.append(metrics.mae(composite(out.float(), image, m), image, m))
             per_mask_ref.append(metrics.mae(inpaint_baseline("telea", image, m), image, m))
@@ -182,6 +185,16 @@ def audit_masks(size: int, count: int, seed: int = 0,
     return torch.from_numpy(np.stack(chosen))[:, None]
 
 
+def landmark_audit_masks(landmarks: torch.Tensor, kinds: list[str], size: int) -> torch.Tensor:
+    """[N, K, 1, S, S]: each face's own landmark masks (lip, clefts, nose), one per kind; the
+    holes a clinician would draw, and the only ones a windowed model can fill."""
+    from inclg.data.masks import landmark_mask
+
+    return torch.from_numpy(np.stack([
+        np.stack([landmark_mask(kind, points.numpy(), size) for kind in kinds])
+        for points in landmarks]))[:, :, None]
+
+
 def interpretation(n_members: int, n_non_members: int) -> list[str]:
     """What AUC and TPR at 1 % FPR mean, for the report."""
     note = (f" With {n_non_members} unseen faces, 1 % FPR allows "
@@ -207,10 +220,11 @@ def to_json(results: list[AttackResult], info: dict[str, Any]) -> dict[str, Any]
 
 def to_markdown(results: list[AttackResult], info: dict[str, Any]) -> str:
     """The privacy.md report."""
+    masks = (f"landmark masks per face: {', '.join(info['masks'])}."
+             if isinstance(info["masks"], list) else f"{info['masks']} masks per face.")
     lines = ["# INCLG membership-inference audit", "", f"Command: `{info['command']}`", "",
              (f"Model: `{info['model_id']}` ({'trained' if info['trained'] else 'UNTRAINED'}); "
-             f"{info['members']} members, {info['non_members']} non-members, "
-             f"{info['masks']} masks per face."), "",
+              f"{info['members']} members, {info['non_members']} non-members, {masks}"), "",
              "| attack | score | AUC [95 % CI] | TPR @ 1 % FPR [95 % CI] | verdict |",
              "|---|---|---|---|---|"]
     for r in results:

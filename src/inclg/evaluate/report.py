@@ -1,9 +1,15 @@
-"""Write an evaluation's `metrics.json`, `report.md` and `figure.png` (all atomically)."""
+"""Write an evaluation's `metrics.json`, `report.md`, `per_image.csv` and `figure.png` (all
+atomically). Means come with their 95 % confidence half-width; when image names carry ages
+(UTKFace: ``AGE_GENDER_RACE_DATE...``) the report adds a table per age band."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import re
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +18,7 @@ import numpy as np
 import torch
 
 from inclg.data.imageio import save_image
-from inclg.evaluate.runner import METRICS, EvalResult
+from inclg.evaluate.runner import METRICS, EvalResult, ci95
 from inclg.fileio import atomic_write_text
 
 LABELS = {
@@ -20,25 +26,111 @@ LABELS = {
     "l1": "L1 ↓", "l1_hole": "L1 hole ↓", "lpips": "LPIPS ↓", "nme": "NME ↓", "fid": "FID ↓",
 }
 FIGURE_NAME = "figure.png"
+CSV_NAME = "per_image.csv"
+# Age bands for UTKFace-named images (infants, the usual age of a lip repair's follow-up, school
+# children, teenagers, adults): (label, first age, last age).
+AGE_BANDS: tuple[tuple[str, int, int], ...] = (
+    ("0-2", 0, 2), ("3-5", 3, 5), ("6-12", 6, 12), ("13-19", 13, 19), ("20-39", 20, 39),
+    ("40-59", 40, 59), ("60+", 60, 200),
+)
+_UTKFACE = re.compile(r"^(\d{1,3})_[01]_(?:[0-4]_)?\d{8}")  # AGE_GENDER_RACE_DATE...
+
+
+def age_of(path: str | Path) -> int | None:
+    """The age a UTKFace file name starts with (``AGE_GENDER_RACE_DATE...``), else None."""
+    found = _UTKFACE.match(Path(path).name)
+    return int(found.group(1)) if found else None
+
+
+def age_band(age: int) -> str:
+    """The `AGE_BANDS` label holding `age`."""
+    for label, lo, hi in AGE_BANDS:
+        if lo <= age <= hi:
+            return label
+    return AGE_BANDS[-1][0]
+
+
+def age_bands(result: EvalResult) -> dict[str, dict[str, Any]]:
+    """Per mask group and `AGE_BANDS` band: {"count", "methods": {name: {metric: mean}},
+    "ci95": {name: {metric: half-width}}}; empty when no image name carries an age."""
+    values: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(list))
+    counts: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in result.per_image:
+        age = age_of(row["image"])
+        if age is None:
+            continue
+        band = age_band(age)
+        for group in row["groups"]:
+            counts[(group, band)].add(f"{row['image']}|{row['mask']}")
+            for metric in METRICS:
+                if isinstance(row.get(metric), float):
+                    values[(group, band, row["method"])][metric].append(row[metric])
+    out: dict[str, dict[str, Any]] = {}
+    for group in result.groups:
+        bands = {}
+        for band, _, _ in AGE_BANDS:
+            if (group, band) not in counts:
+                continue
+            entry: dict[str, Any] = {"count": len(counts[(group, band)]), "methods": {},
+                                     "ci95": {}}
+            for m in result.methods:
+                scores = values[(group, band, m.name)]
+                entry["methods"][m.name] = {k: float(np.nanmean(v)) for k, v in scores.items()}
+                entry["ci95"][m.name] = {k: ci95(v) for k, v in scores.items()}
+            bands[band] = entry
+        if bands:
+            out[group] = bands
+    return out
 
 
 def to_json(result: EvalResult, command: str) -> dict[str, Any]:
     """The metrics.json document."""
-    return {
+    doc = {
         "command": command,
         "image_size": result.image_size,
         "color": "RGB",
         "methods": {m.name: m.describe() for m in result.methods},
         "unavailable": result.unavailable,
         "groups": result.groups,
+        "confidence": "ci95: half-width of the 95 % confidence interval of the mean over images "
+                      "(Student's t)",
     }
+    bands = age_bands(result)
+    if bands:
+        doc["age_bands"] = bands
+    return doc
 
 
-def _cell(value: float | None, metric: str) -> str:
+def per_image_csv(result: EvalResult) -> str:
+    """One row per image, mask and method: hole ratio, groups, age (if in the name), metrics."""
+    present = [k for k in METRICS if k != "fid" and k not in result.unavailable]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", "mask", "hole_ratio", "groups", "age", "method", *present])
+    for row in result.per_image:
+        age = age_of(row["image"])
+        writer.writerow([row["image"], row["mask"], row["hole_ratio"], ";".join(row["groups"]),
+                         "" if age is None else age, row["method"],
+                         *("" if row.get(k) is None else f"{row[k]:.6g}" for k in present)])
+    return buffer.getvalue()
+
+
+def _cell(value: float | None, metric: str, half: float | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.4f}" if metric in ("ssim", "ssim_hole", "l1", "l1_hole", "lpips", "nme") \
-        else f"{value:.2f}"
+    digits = 4 if metric in ("ssim", "ssim_hole", "l1", "l1_hole", "lpips", "nme") else 2
+    text = f"{value:.{digits}f}"
+    return text if half is None or math.isnan(half) else f"{text} ± {half:.{digits}f}"
+
+
+def _table(present: list[str], rows: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[str]:
+    lines = ["| method | " + " | ".join(LABELS[k] for k in present) + " |",
+             "|---|" + "---:|" * len(present)]
+    for name, row, half in rows:
+        lines.append(f"| {name} | " + " | ".join(_cell(row.get(k), k, half.get(k))
+                                               for k in present) + " |")
+    return lines
 
 
 def to_markdown(result: EvalResult, command: str) -> str:
@@ -48,7 +140,9 @@ def to_markdown(result: EvalResult, command: str) -> str:
              "on **RGB** (all three channels, data range 1); \"hole\" columns are measured inside the "
              "mask only; L1 is the mean absolute error in [0, 1]; NME is the landmark error "
              "normalised by the outer-eye-corner distance (predicted vs. the detector's landmarks "
-             "of the ground truth). Outputs are composited (input pixels outside the hole)."), "",
+             "of the ground truth). Outputs are composited (input pixels outside the hole). "
+             "Values are means over the images ± the half-width of their 95 % confidence "
+             f"interval (Student's t); every image's scores are in `{CSV_NAME}`."), "",
              "## Methods", ""]
     for m in result.methods:
         if m.kind == "model":
@@ -62,13 +156,26 @@ def to_markdown(result: EvalResult, command: str) -> str:
         lines += [f"- **{k.upper()}**: {v}" for k, v in result.unavailable.items()]
     present = [k for k in METRICS if k not in result.unavailable]
     for group, entry in result.groups.items():
-        lines += ["", f"## {group} — {entry['count']} images", "",
-                  "| method | " + " | ".join(LABELS[k] for k in present) + " |",
-                  "|---|" + "---:|" * len(present)]
-        for name, row in entry["methods"].items():
-            lines.append(f"| {name} | " + " | ".join(_cell(row.get(k), k) for k in present) + " |")
+        lines += ["", f"## {group} — {entry['count']} images", ""]
+        lines += _table(present, [(name, row, entry.get("ci95", {}).get(name, {}))
+                                  for name, row in entry["methods"].items()])
         for key, note in entry.get("notes", {}).items():
             lines.append(f"\n{key.upper()}: {note}.")
+    bands = age_bands(result)
+    if bands:
+        per_band = [k for k in present if k != "fid"]
+        lines += ["", "## By age", "",
+                  "Ages from the UTKFace file names (`AGE_GENDER_RACE_...`); images without an "
+                  "age in their name are left out here."]
+        for group, by_band in bands.items():
+            lines += ["", f"### {group}", "",
+                      "| age | images | method | " + " | ".join(LABELS[k] for k in per_band)
+                      + " |", "|---|---:|---|" + "---:|" * len(per_band)]
+            for band, entry in by_band.items():
+                for name, row in entry["methods"].items():
+                    half = entry["ci95"][name]
+                    lines.append(f"| {band} | {entry['count']} | {name} | " + " | ".join(
+                        _cell(row.get(k), k, half.get(k)) for k in per_band) + " |")
     if result.figure:
         columns = " | ".join(["masked input", *[m.name for m in result.methods], "ground truth"])
         lines += ["", "## Examples", "", f"Columns: {columns}.", "", f"![examples]({FIGURE_NAME})"]
@@ -108,10 +215,12 @@ def figure_grid(result: EvalResult, gap: int = 2) -> np.ndarray:
 
 
 def write_report(result: EvalResult, out: str | Path, command: str) -> dict[str, Path]:
-    """Write metrics.json, report.md and (if any examples) figure.png into `out`."""
+    """Write metrics.json, report.md, per_image.csv and (if any examples) figure.png into
+    `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.json", "report": out / "report.md"}
+    paths = {"metrics": out / "metrics.json", "report": out / "report.md", "csv": out / CSV_NAME}
+    atomic_write_text(paths["csv"], per_image_csv(result))
     if result.figure:
         paths["figure"] = out / FIGURE_NAME
         save_image(paths["figure"], figure_grid(result))

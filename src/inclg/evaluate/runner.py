@@ -6,7 +6,8 @@ list (paired by index, cycling) and/or under each landmark mask kind. Results ar
 ratio (0-20, 20-40, 40-60 %; plus "all" over the list masks) and by mask kind.
 
 A metric whose weights are missing (LPIPS, FID) is reported as unavailable with the reason; the
-other metrics still run.
+other metrics still run. Every image's scores are kept (`EvalResult.per_image`, the report's CSV);
+group means come with a 95 % confidence half-width (Student's t over the images).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from inclg.data import DataError
 from inclg.data.imageio import load_mask, load_rgb
 from inclg.data.landmarks import load_landmarks
-from inclg.data.masks import RATIO_GROUPS, hole_ratio, landmark_mask, ratio_group
+from inclg.data.masks import RATIO_GROUPS, MaskKind, hole_ratio, landmark_mask, ratio_group
 from inclg.evaluate import metrics
 from inclg.evaluate.baselines import BASELINES, inpaint_baseline
 from inclg.evaluate.fid import MIN_IMAGES, fid_from_features, inception_features, load_inception
@@ -35,6 +36,24 @@ from inclg.weights import load_model
 GROUP_NAMES = tuple(f"{round(lo * 100)}-{round(hi * 100)}%" for lo, hi in RATIO_GROUPS)
 ALL_LIST = "all (mask list)"
 METRICS = ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1", "l1_hole", "lpips", "nme", "fid")
+PREPARE_HINT = ("evaluation runs on aligned 256x256 face crops with their landmark files; prepare "
+                "ordinary photos first with `inclg data faces PHOTOS --out PREPARED` and `inclg "
+                "data split PREPARED`, then pass --images PREPARED/lists/test_images.flist")
+# Student's t quantile 0.975 for 1..30 degrees of freedom (beyond: the normal 1.96).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def ci95(values: Sequence[float] | np.ndarray) -> float | None:
+    """Half-width of the 95 % confidence interval of the mean of `values` (NaNs ignored; None
+    below 2 values): t(0.975, n-1) x sd / sqrt(n)."""
+    x = np.asarray(values, np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return None
+    t = _T975[x.size - 2] if x.size - 1 <= len(_T975) else 1.96
+    return float(t * x.std(ddof=1) / np.sqrt(x.size))
 Method = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
 
 
@@ -101,6 +120,7 @@ class EvalResult:
     unavailable: dict[str, str]  # metric -> why it was not computed
     figure: list[dict[str, Any]]  # rows: {"input", "outputs": {name: img}, "truth", "label"}
     image_size: int
+    per_image: list[dict[str, Any]] = field(default_factory=list)  # one row per case and method
 
 
 def plan_cases(options: EvalOptions) -> tuple[list[Case], bool]:
@@ -110,6 +130,8 @@ def plan_cases(options: EvalOptions) -> tuple[list[Case], bool]:
         raise DataError("the image list is empty")
     if not options.masks and not options.auto_masks:
         raise DataError("give a mask list or at least one landmark mask kind (--auto-mask)")
+    kinds = [MaskKind.parse(k, "--auto-mask kind").value for k in options.auto_masks]
+    _check_crop(images[0])
     if options.landmarks is not None:
         marks: list[Path | None] = list(options.landmarks)[: len(images)]
         if len(marks) < len(images):
@@ -119,16 +141,31 @@ def plan_cases(options: EvalOptions) -> tuple[list[Case], bool]:
     have_marks = all(m is not None and m.is_file() for m in marks)
     if options.auto_masks and not have_marks:
         missing = next(m for m in marks if m is None or not m.is_file())
-        raise DataError(f"--auto-mask needs ground-truth landmarks; {missing} does not exist "
-                        "(give --landmarks LIST)")
+        raise DataError(f"--auto-mask needs ground-truth landmarks and {missing} does not exist: "
+                        f"{PREPARE_HINT} (or give --landmarks LIST)")
     cases = []
     for i, image in enumerate(images):
         mark = marks[i] if have_marks else None
         if options.masks:
             cases.append(Case(image, mark, options.masks[i % len(options.masks)], ()))
-        for kind in options.auto_masks:
+        for kind in kinds:
             cases.append(Case(image, mark, kind, (kind,)))
     return cases, have_marks
+
+
+def _check_crop(image: Path) -> None:
+    """Refuse a list of ordinary photos up front (from the first file's header)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image) as img:
+            w, h = img.size
+    except FileNotFoundError:
+        raise DataError(f"{image}: no such image (the first of the list)") from None
+    except (OSError, UnidentifiedImageError):
+        return  # unreadable: _load_case says so with the reason
+    if w != h or h % 4:
+        raise DataError(f"{image}: {w}x{h} is not an aligned face crop; {PREPARE_HINT}")
 
 
 def build_methods(options: EvalOptions) -> list[MethodInfo]:
@@ -171,8 +208,8 @@ def _load_case(case: Case, size: int | None) -> tuple[torch.Tensor, torch.Tensor
     h, w = rgb.shape[:2]
     if h != w or h % 4 or (size is not None and h != size):
         want = f"{size}x{size}" if size else "square, a multiple of 4"
-        raise DataError(f"{case.image}: {w}x{h} image; evaluation needs aligned crops ({want}, "
-                        "from `inclg data faces`)")
+        raise DataError(f"{case.image}: {w}x{h} image; evaluation needs aligned crops ({want}); "
+                        f"{PREPARE_HINT}")
     points = load_landmarks(case.landmarks) if case.landmarks is not None else None
     if isinstance(case.mask, Path):
         mask = load_mask(case.mask, h)
@@ -205,8 +242,10 @@ def _figure_picks(cases: list[Case], rows: int) -> set[int]:
     return set(picks)
 
 
-def evaluate(options: EvalOptions) -> EvalResult:
-    """Score every method on every case and aggregate per group."""
+def evaluate(options: EvalOptions,
+             progress: Callable[[int, int], None] | None = None) -> EvalResult:
+    """Score every method on every case and aggregate per group; `progress(done, total)` is
+    called after every batch of cases (the CLI's progress bar)."""
     cases, have_marks = plan_cases(options)
     methods = build_methods(options)
     unavailable: dict[str, str] = {}
@@ -229,6 +268,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
     per_case: dict[str, dict[str, list[float]]] = {m.name: defaultdict(list) for m in methods}
     features: dict[str, list[np.ndarray]] = defaultdict(list)  # method or "real" -> [N, 2048]
     case_groups: list[tuple[str, ...]] = []
+    case_ratios: list[float] = []
     figure: list[dict[str, Any]] = []
     size: int | None = None
     for start in range(0, len(cases), options.batch_size):
@@ -241,6 +281,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         mask = torch.stack([x[1] for x in loaded]).to(options.device)  # [B, 1, H, W]
         truth = (torch.stack([x[2] for x in loaded]) if have_marks else None)  # [B, 68, 2]
         case_groups += [_groups_of(c, x[3]) for c, x in zip(batch, loaded, strict=True)]
+        case_ratios += [x[3] for x in loaded]
         if fid_net is not None:
             features["real"].append(inception_features(fid_net, image))
         outputs = {}
@@ -267,6 +308,8 @@ def evaluate(options: EvalOptions) -> EvalResult:
                 figure.append({"input": masked_input(image[j], mask[j]).cpu(),
                                "outputs": {k: v[j].cpu() for k, v in outputs.items()},
                                "truth": image[j].cpu(), "label": f"{case.image.stem} {label}"})
+        if progress is not None:
+            progress(start + len(batch), len(cases))
 
     stacked = {k: np.concatenate(v) for k, v in features.items()}
     groups: dict[str, dict[str, Any]] = {}
@@ -275,16 +318,30 @@ def evaluate(options: EvalOptions) -> EvalResult:
         index = [i for i, g in enumerate(case_groups) if group in g]
         if not index:
             continue
-        entry: dict[str, Any] = {"count": len(index), "methods": {}, "notes": {}}
+        entry: dict[str, Any] = {"count": len(index), "methods": {}, "ci95": {}, "notes": {}}
         for method in methods:
             row: dict[str, float | None] = {}
+            half: dict[str, float | None] = {}
             for name, values in per_case[method.name].items():
                 picked = np.asarray(values, np.float64)[index]
                 row[name] = None if np.isnan(picked).all() else float(np.nanmean(picked))
+                half[name] = ci95(picked)
+            entry["ci95"][method.name] = half
             if fid_net is not None and len(index) >= MIN_IMAGES:
                 row["fid"] = fid_from_features(stacked["real"][index], stacked[method.name][index])
             entry["methods"][method.name] = row
         if fid_net is not None and len(index) < MIN_IMAGES:
             entry["notes"]["fid"] = f"undefined for fewer than {MIN_IMAGES} images"
         groups[group] = entry
-    return EvalResult(methods, groups, unavailable, figure, size or 0)
+    per_image = []
+    for i, case in enumerate(cases):
+        for method in methods:
+            row_i: dict[str, Any] = {
+                "image": str(case.image), "mask": str(case.mask),
+                "hole_ratio": round(case_ratios[i], 5), "groups": list(case_groups[i]),
+                "method": method.name}
+            for name, values in per_case[method.name].items():
+                if len(values) == len(cases):
+                    row_i[name] = float(values[i])
+            per_image.append(row_i)
+    return EvalResult(methods, groups, unavailable, figure, size or 0, per_image)

@@ -1,12 +1,15 @@
 """`inclg predict` on one photo or a folder: pair masks, skip finished photos, write the outputs.
 
-Per photo NAME.ext the output folder receives NAME.result.png (lossless, so the pixels outside
-the mask stay exactly the photo's), NAME.before_after.jpg, NAME.landmarks.jpg and, last,
-NAME.json. Every file is written atomically and only after the
-whole prediction succeeded, so a failed photo leaves nothing behind and a killed run leaves no
-torn file. NAME.json records a `request` key (photo, mask, seed, face, precision, backend and
+Per photo NAME.ext and mask kind KIND (a `MaskKind` such as ``cleft-left``, or ``mask`` for a
+mask the user drew) the output folder receives NAME.KIND.result.png (lossless, so the pixels
+outside the mask stay exactly the photo's; provenance in its text chunks),
+NAME.KIND.before_after.jpg, NAME.KIND.landmarks.jpg and, last, NAME.KIND.json, so runs with
+different masks sit side by side. Every file is written atomically and only after the whole
+prediction succeeded, so a failed photo leaves nothing behind and a killed run leaves no torn
+file. NAME.KIND.json records a `request` key (photo, mask, seed, face, precision, backend and
 model checksums): a later run skips every photo whose JSON carries the same key, so re-running a
-folder resumes it, and changing any of those inputs redoes the photo.
+folder resumes it. A JSON with another key is another run's result: it is replaced only with
+`overwrite` (``--overwrite``), never silently.
 """
 
 from __future__ import annotations
@@ -21,12 +24,21 @@ from typing import Any, Literal
 
 from inclg.data import DataError
 from inclg.data.imageio import IMAGE_SUFFIXES, list_images
+from inclg.data.masks import MaskKind
 from inclg.fileio import atomic_write_bytes, atomic_write_text
 from inclg.infer.inputs import PredictError
-from inclg.infer.pipeline import AUTO_MASKS, Predictor, seed_for
-from inclg.infer.report import before_after, encode_image, landmarks_overlay, result_record
+from inclg.infer.pipeline import USER_MASK, Predictor, parse_kind, seed_for
+from inclg.infer.report import (
+    before_after,
+    encode_image,
+    landmarks_overlay,
+    result_png,
+    result_record,
+)
 
 DEFAULT_OUT = "inclg-out"  # next to the photo, or inside the folder
+SUMMARY = "inclg-predict-summary.{tag}.json"  # per mask kind, in the output folder
+MAX_HISTORY = 100  # runs remembered in a summary
 OUTPUTS = {
     "result": ".result.png",
     "before_after": ".before_after.jpg",
@@ -42,20 +54,24 @@ class MaskSpec:
 
     file: Path | None = None
     folder: Path | None = None
-    auto: str | None = None
+    auto: MaskKind | str | None = None
 
     def __post_init__(self) -> None:
         given = [v for v in (self.file, self.folder, self.auto) if v is not None]
         if len(given) != 1:
             raise PredictError("give exactly one of --mask, --mask-dir or --auto-mask "
                                f"(got {len(given)})")
-        if self.auto is not None and self.auto not in AUTO_MASKS:
-            raise PredictError(f"unknown automatic mask {self.auto!r}; choose one of "
-                               f"{', '.join(AUTO_MASKS)}")
+        if self.auto is not None:
+            object.__setattr__(self, "auto", parse_kind(self.auto))
         if self.file is not None and not self.file.is_file():
             raise PredictError(f"mask {self.file}: no such file")
         if self.folder is not None and not self.folder.is_dir():
             raise PredictError(f"mask folder {self.folder}: no such folder")
+
+    @property
+    def tag(self) -> str:
+        """The mask kind in output names: NAME.<tag>.result.png."""
+        return USER_MASK if self.auto is None else str(self.auto)
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,7 @@ class Outcome:
     reason: str = ""
     seconds: float = 0.0
     record: dict[str, Any] = field(default_factory=dict)
+    notices: tuple[str, ...] = ()  # "note: ..." / "warning: ..." lines for the user (stderr)
 
 
 def is_output_name(name: str) -> bool:
@@ -90,9 +107,10 @@ def _within(path: Path, folder: Path | None) -> bool:
     return folder is not None and path.resolve().is_relative_to(folder.resolve())
 
 
-def plan(path: Path, out: Path | None = None,
-         skip: tuple[Path, ...] = ()) -> tuple[list[Item], Path]:
-    """The photos under `path` (a photo or a folder, searched recursively) and the output folder.
+def plan(path: Path, out: Path | None = None, skip: tuple[Path, ...] = (),
+         tag: str = USER_MASK) -> tuple[list[Item], Path]:
+    """The photos under `path` (a photo or a folder, searched recursively) and the output folder;
+    each photo's outputs are named KEY.`tag`.result.png etc.
 
     Default output: ``inclg-out`` next to a photo or inside a folder. Inside a folder, the output
     folder, the folders in `skip` (a mask folder), INCLG's own outputs and NAME.mask.* files are
@@ -100,7 +118,7 @@ def plan(path: Path, out: Path | None = None,
     """
     if path.is_file():
         out = out or path.parent / DEFAULT_OUT
-        return [Item(path, path.stem, _outputs(out, path.stem))], out
+        return [Item(path, path.stem, _outputs(out, path.stem, tag))], out
     if not path.is_dir():
         raise PredictError(f"{path}: no such photo or folder")
     out = out or path / DEFAULT_OUT
@@ -111,14 +129,14 @@ def plan(path: Path, out: Path | None = None,
         if is_output_name(photo.name):
             continue
         key = photo.relative_to(path).with_suffix("").as_posix()
-        items.append(Item(photo, key, _outputs(out, key)))
+        items.append(Item(photo, key, _outputs(out, key, tag)))
     if not items:
         raise PredictError(f"{path}: no photos in this folder ({', '.join(IMAGE_SUFFIXES)})")
     return items, out
 
 
-def _outputs(out: Path, key: str) -> dict[str, Path]:
-    return {kind: out / f"{key}{suffix}" for kind, suffix in OUTPUTS.items()}
+def _outputs(out: Path, key: str, tag: str) -> dict[str, Path]:
+    return {kind: out / f"{key}.{tag}{suffix}" for kind, suffix in OUTPUTS.items()}
 
 
 def find_mask(folder: Path, key: str, photo: Path | None = None) -> Path | None:
@@ -139,21 +157,46 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# What a request's inputs are called when a run refuses to replace another run's result.
+_REQUEST_NAMES = {"photo_sha256": "photo content", "mask": "mask", "seed": "seed", "face": "face",
+                  "precision": "precision", "backend": "backend", "model_checksum": "model"}
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One photo's inputs, read once: the photo and mask bytes and the request key."""
+
+    data: bytes
+    mask_path: Path | None
+    inputs: dict[str, Any]
+    key: str
+
+
 class PredictJob:
-    """Predict every photo of a `plan`, skipping those already done; `run` yields each outcome."""
+    """Predict every photo of a `plan`, skipping those already done; `run` yields each outcome.
+
+    Another run's result for the same photo and mask kind (a JSON with another request key) is
+    refused unless `overwrite`; `conflicts` lists those up front.
+    """
 
     def __init__(self, path: Path, predictor: Predictor, masks: MaskSpec,
-                 out: Path | None = None, seed: int = 0, face: int | None = None) -> None:
+                 out: Path | None = None, seed: int = 0, face: int | None = None,
+                 overwrite: bool = False) -> None:
         self.predictor = predictor
         self.masks = masks
         self.seed = seed
         self.face = face
+        self.overwrite = overwrite
         skip = (masks.folder,) if masks.folder is not None else ()
-        self.items, self.out = plan(path, out, skip)
+        self.items, self.out = plan(path, out, skip, masks.tag)
         inputs = {item.photo.resolve() for item in self.items}
         if masks.file is not None:
             inputs.add(masks.file.resolve())
         self._inputs = inputs
+
+    @property
+    def summary_path(self) -> Path:
+        return self.out / SUMMARY.format(tag=self.masks.tag)
 
     def run(self) -> Iterator[Outcome]:
         for item in self.items:
@@ -173,7 +216,25 @@ class PredictJob:
             return Outcome(item, "failed", f"{item.photo}: unexpected error, please report it "
                            f"({type(err).__name__}: {err})", time.perf_counter() - start)
 
-    def _process(self, item: Item, start: float) -> Outcome:
+    def conflicts(self) -> list[tuple[Item, str]]:
+        """Photos whose outputs hold another run's result, each with what differs ("seed 0 ->
+        1"); empty with `overwrite`. Photos that cannot be read are left to `process`."""
+        if self.overwrite:
+            return []
+        found = []
+        for item in self.items:
+            record = _read_record(item)
+            if record is None:
+                continue
+            try:
+                request = self._request(item)
+            except DataError:
+                continue
+            if record.get("request") != request.key:
+                found.append((item, _difference(record, request.inputs)))
+        return found
+
+    def _request(self, item: Item) -> _Request:
         name = str(item.photo)
         mask_path = self.masks.file
         if self.masks.folder is not None:
@@ -181,11 +242,6 @@ class PredictJob:
             if mask_path is None:
                 raise PredictError(f"{name}: no mask for it in {self.masks.folder} (looked for "
                                    f"{item.key}.png or {item.key}{MASK_MARK}.png, any image type)")
-        inputs = self._inputs | ({mask_path.resolve()} if mask_path is not None else set())
-        clash = [p for p in item.outputs.values() if p.resolve() in inputs]
-        if clash:
-            raise PredictError(f"{name}: the output {clash[0]} would overwrite an input; "
-                               "choose another --out")
         try:
             data = item.photo.read_bytes()
         except OSError as err:
@@ -197,40 +253,59 @@ class PredictJob:
             except OSError as err:
                 raise PredictError(f"{mask_path}: cannot be opened "
                                    f"({err.strerror or err})") from None
-        model = self.predictor.model
-        request = {
+        inputs = {
             "photo_sha256": _sha256(data),
             "mask": f"auto:{self.masks.auto}" if mask_data is None else _sha256(mask_data),
             "seed": self.seed,
             "face": self.face,
             "precision": self.predictor.precision,
             "backend": self.predictor.backend,
-            "model_checksum": model.checksum,
+            "model_checksum": self.predictor.model.checksum,
         }
-        key = _sha256(json.dumps(request, sort_keys=True).encode())
-        if self._done(item, key):
+        return _Request(data, mask_path, inputs,
+                        _sha256(json.dumps(inputs, sort_keys=True).encode()))
+
+    def _process(self, item: Item, start: float) -> Outcome:
+        name = str(item.photo)
+        request = self._request(item)
+        mask_path = request.mask_path
+        inputs = self._inputs | ({mask_path.resolve()} if mask_path is not None else set())
+        clash = [p for p in item.outputs.values() if p.resolve() in inputs]
+        if clash:
+            raise PredictError(f"{name}: the output {clash[0]} would overwrite an input; "
+                               "choose another --out")
+        record_before = _read_record(item)
+        if record_before is not None and record_before.get("request") == request.key and all(
+                path.is_file() for path in item.outputs.values()):
             return Outcome(item, "skipped", "already done", time.perf_counter() - start)
+        if (record_before is not None and record_before.get("request") != request.key
+                and not self.overwrite):
+            raise PredictError(
+                f"{name}: {item.outputs['json']} holds another run's result "
+                f"({_difference(record_before, request.inputs)}); pass --overwrite to replace "
+                "it, or choose another --out")
 
         seed = seed_for(self.seed, item.photo.name)
-        result = self.predictor(data, mask_path, auto_mask=self.masks.auto, face=self.face,
-                                seed=seed, name=name)
+        result = self.predictor(request.data, mask_path, auto_mask=self.masks.auto,
+                                face=self.face, seed=seed, name=name)
         tick = time.perf_counter()
         images = {
-            "result": encode_image(result.image, ".png"),
+            "result": result_png(result),
             "before_after": encode_image(before_after(result), ".jpg"),
             "landmarks": encode_image(landmarks_overlay(result), ".jpg"),
         }
         timings = {"render": round(time.perf_counter() - tick, 4)}
         outputs = {kind: path.name for kind, path in item.outputs.items() if kind != "json"}
         extra = {
-            "photo_sha256": request["photo_sha256"],
+            "photo_sha256": request.inputs["photo_sha256"],
             "run_seed": self.seed,
             "precision": self.predictor.precision,
             "backend": self.predictor.backend,
-            "request": key,
+            "request": request.key,
+            "request_inputs": request.inputs,
         }
-        if mask_data is not None:
-            extra["mask_sha256"] = request["mask"]
+        if mask_path is not None:
+            extra["mask_sha256"] = request.inputs["mask"]
         record = result_record(result, outputs, extra)
         written: list[Path] = []
         try:
@@ -242,33 +317,87 @@ class PredictJob:
             record["timings_s"].update(timings)
             record["timings_s"]["end_to_end"] = round(time.perf_counter() - start, 4)
             atomic_write_text(item.outputs["json"], json.dumps(record, indent=1) + "\n")
-        except OSError:
+        except BaseException:  # OSError, or Ctrl-C: leave no outputs without their JSON
             for path in written:
                 path.unlink(missing_ok=True)
             raise
-        return Outcome(item, "ok", seconds=time.perf_counter() - start, record=record)
-
-    @staticmethod
-    def _done(item: Item, key: str) -> bool:
-        """True if the photo's JSON holds this request key and every output is on disk."""
-        try:
-            record = json.loads(item.outputs["json"].read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return (isinstance(record, dict) and record.get("request") == key
-                and all(path.is_file() for path in item.outputs.values()))
+        notices = []
+        if result.photo.notes:
+            notices.append(f"note: {name}: {'; '.join(result.photo.notes)}")
+        if record["fit"] and not record["fit"]["plausible"]:
+            notices.append(f"warning: {name}: {record['fit']['advice']}")
+        return Outcome(item, "ok", seconds=time.perf_counter() - start, record=record,
+                       notices=tuple(notices))
 
 
-def summarise(outcomes: list[Outcome], out: Path) -> dict[str, Any]:
-    """Counts, failures with their reasons and timing of a run (written as summary.json)."""
+def _read_record(item: Item) -> dict[str, Any] | None:
+    """The photo's JSON if it is there and readable (a finished run's result), else None."""
+    try:
+        record = json.loads(item.outputs["json"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _difference(record: dict[str, Any], inputs: dict[str, Any]) -> str:
+    """What differs between the run that wrote `record` and `inputs`: "seed 0 -> 1, model"."""
+    before = record.get("request_inputs")
+    if not isinstance(before, dict):
+        return "written by another run or version of INCLG"
+    changed = []
+    for key, label in _REQUEST_NAMES.items():
+        if before.get(key) != inputs.get(key):
+            short = key in ("seed", "face", "precision", "backend")
+            changed.append(f"{label} {before.get(key)} -> {inputs.get(key)}" if short else label)
+    return "different " + ", ".join(changed) if changed else "another request"
+
+
+def summarise(outcomes: list[Outcome], out: Path, previous: dict[str, Any] | None = None,
+              pending: int = 0, interrupted: bool = False) -> dict[str, Any]:
+    """Counts, failures with their reasons and timing of a run (written as the summary JSON).
+
+    Totals are the state of the folder after every run so far: `ok` counts the photos with a
+    result, made by this run or an earlier one (`done_this_run` + `skipped`); `failed` and
+    `failures` are this run's; `pending` photos were not reached (an interrupted run). `runs`
+    keeps each run's own counts, carried over from `previous` (the summary an earlier run wrote).
+    """
     done = [o for o in outcomes if o.status == "ok"]
-    return {
-        "out": str(out),
-        "photos": len(outcomes),
-        "ok": len(done),
-        "skipped": sum(o.status == "skipped" for o in outcomes),
-        "failed": sum(o.status == "failed" for o in outcomes),
-        "failures": [{"photo": str(o.item.photo), "reason": o.reason}
-                     for o in outcomes if o.status == "failed"],
+    skipped = sum(o.status == "skipped" for o in outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    this_run = {
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "done": len(done),
+        "skipped": skipped,
+        "failed": len(failed),
+        "pending": pending,
+        "interrupted": interrupted,
         "seconds_per_photo": round(sum(o.seconds for o in done) / len(done), 3) if done else None,
     }
+    history = []
+    if previous and isinstance(previous.get("runs"), list):
+        history = [r for r in previous["runs"] if isinstance(r, dict)]
+    history = [*history, this_run][-MAX_HISTORY:]
+    return {
+        "out": str(out),
+        "photos": len(outcomes) + pending,
+        "ok": len(done) + skipped,
+        "done_this_run": len(done),
+        "skipped": skipped,
+        "failed": len(failed),
+        "pending": pending,
+        "interrupted": interrupted,
+        "failures": [{"photo": str(o.item.photo), "reason": o.reason} for o in failed],
+        "seconds_per_photo": this_run["seconds_per_photo"],
+        "done_all_runs": sum(r.get("done", 0) for r in history
+                             if isinstance(r.get("done", 0), int)),
+        "runs": history,
+    }
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """An earlier run's summary, or None if there is none (or it cannot be read)."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return previous if isinstance(previous, dict) else None

@@ -8,6 +8,7 @@ displayed size, and is refused when it is empty or clearly not black and white.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,20 @@ class Photo:
     stored_size: tuple[int, int] | None = None  # (width, height) in the file, before rotation
 
 
+def _reason(err: BaseException) -> str:
+    """A decoder's complaint without Python object reprs such as ``<_io.BytesIO object at 0x..>``
+    (Pillow names its in-memory file in some messages)."""
+    if isinstance(err, UnidentifiedImageError):
+        return "not a JPEG, PNG, WebP, BMP or TIFF image, or a damaged one"
+    text = re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(err)).strip(" :")
+    return text or type(err).__name__
+
+
+def _not_empty(data: bytes, name: str, what: str) -> None:
+    if not data:
+        raise ImageError(f"{name}: the file is empty (0 bytes); {what}")
+
+
 def _header(data: bytes, name: str) -> tuple[int, int, str, int, bool]:
     """(width, height) as stored, mode, EXIF orientation and transparency, without decoding."""
     try:
@@ -53,7 +68,7 @@ def _header(data: bytes, name: str) -> tuple[int, int, str, int, bool]:
         raise PredictError(f"{name}: the photo has more than {MAX_MEGAPIXELS} megapixels; "
                            "downscale it (a face needs far fewer)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{name}: cannot be read as an image ({err}); "
+        raise ImageError(f"{name}: cannot be read as an image ({_reason(err)}); "
                          "use a complete JPEG, PNG or WebP file") from None
     return w, h, mode, orientation, transparent
 
@@ -75,6 +90,7 @@ def read_photo(src: ImageInput, name: str | None = None) -> Photo:
             raise ImageError(f"{name}: cannot be opened ({err.strerror or err})") from None
     else:
         data, name = src, name or "image"
+    _not_empty(data, name, "use a complete JPEG, PNG or WebP photo")
     w, h, mode, orientation, transparent = _header(data, name)
     if orientation in (5, 6, 7, 8):
         w, h = h, w
@@ -95,7 +111,11 @@ def read_photo(src: ImageInput, name: str | None = None) -> Photo:
         notes.append("CMYK converted to RGB")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        pixels = decode_rgb(data, name)
+        try:
+            pixels = decode_rgb(data, name)
+        except ImageError as err:
+            raise ImageError(re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "",
+                                    str(err))) from None
     return Photo(pixels, name, tuple(notes), orientation,
                  (h, w) if orientation in (5, 6, 7, 8) else (w, h))
 
@@ -125,12 +145,13 @@ def _mask_values(src: Any, name: str) -> np.ndarray:
         return _pil_mask(src, name)
     else:
         raise PredictError(f"{name}: a mask must be a file, bytes, an array or a PIL image")
+    _not_empty(data, name, "save the mask as a PNG (white = region to predict)")
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
             Image.DecompressionBombError) as err:
-        raise ImageError(f"{name}: cannot be read as a mask image ({err}); "
+        raise ImageError(f"{name}: cannot be read as a mask image ({_reason(err)}); "
                          "use a complete PNG (white = region to predict)") from None
     with img:
         return _pil_mask(img, name)

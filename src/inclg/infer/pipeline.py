@@ -5,7 +5,8 @@
    scale the 68 landmarks back; a face that is small in that copy is re-detected at full detail.
 3. Align it with the same template and fit as the training data (`inclg.data.align`), cutting the
    256 x 256 crop from the face region only.
-4. Bring the user's mask (drawn on the photo) into the crop, or draw one from the landmarks.
+4. Bring the user's mask (drawn on the photo) into the crop, or draw one from the landmarks (a
+   `MaskKind`), and check that the landmark fit and such a mask look plausible (`quality.py`).
 5. Run the network and paste its output back at the photo's full resolution with a feathered
    seam; outside the slightly dilated mask the photo's pixels are copied bit for bit.
 """
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from inclg.data import DataError
 from inclg.data.align import (
     Alignment,
     eye_distance,
@@ -33,9 +35,10 @@ from inclg.data.align import (
     warp,
 )
 from inclg.data.landmarks import Face, LandmarkDetector, create_detector
-from inclg.data.masks import landmark_mask
+from inclg.data.masks import MaskKind, landmark_mask, mask_limit
 from inclg.infer.blend import Window, feather_alpha, mask_window, paste
 from inclg.infer.inputs import ImageInput, Photo, PredictError, name_of, read_mask, read_photo
+from inclg.infer.quality import FitQuality, fit_quality
 from inclg.model.generator import window_box
 from inclg.model.masking import masked_input
 from inclg.weights import LoadedModel, load_model
@@ -44,13 +47,8 @@ DETECT_SIDE = 640  # faces are detected on a copy whose longest side is at most 
 REFINE_EYE_DISTANCE = 64.0  # re-detect at full detail if the eyes are closer in the copy
 MAX_FACE_FRACTION = 0.6  # a mask may cover at most this much of the face (landmark hull)
 FEATHER = 4.0  # width of the feathered seam (and of the mask's dilation), in crop pixels
-AUTO_MASKS: dict[str, str] = {  # --auto-mask name -> inclg.data.masks.landmark_mask kind
-    "lip": "lip",
-    "cleft-left": "cleft-left",
-    "cleft-right": "cleft-right",
-    "cleft-bilateral": "cleft-both",
-    "nose": "nose",
-}
+AUTO_MASKS: tuple[MaskKind, ...] = tuple(MaskKind)  # what `auto_mask=` / --auto-mask accept
+USER_MASK = "mask"  # the mask kind recorded for a mask the user drew
 Precision = Literal["fp32", "bf16"]
 Backend = Literal["torch", "onnx"]
 
@@ -81,6 +79,8 @@ class PredictResult:
     mask_source: str  # "auto:<kind>" or the mask's name
     mask_stats: dict[str, float | int]
     landmarks_outside: int  # network landmarks that fell outside the photo (before clamping)
+    mask_kind: str = USER_MASK  # a `MaskKind` value, or "mask" for a mask the user drew
+    fit: FitQuality | None = None  # how plausible the landmark fit (and automatic mask) look
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
@@ -94,6 +94,15 @@ class PredictResult:
         x0, y0, x1, y1 = self.window
         region[y0:y1, x0:x1] = self.alpha > 0
         return region
+
+
+def parse_kind(kind: str | MaskKind) -> MaskKind:
+    """`kind` as a `MaskKind`, or a `PredictError` naming the choices (or a retired name's new
+    one)."""
+    try:
+        return MaskKind.parse(kind, "automatic mask")
+    except DataError as err:
+        raise PredictError(str(err)) from None
 
 
 def seed_for(seed: int, name: str) -> int:
@@ -189,10 +198,11 @@ def _no_overlap(name: str) -> PredictError:
 
 
 def _region(name: str, window: Window, alignment: Alignment, mask_of: Any,
-            total: int | None) -> _Region:
+            total: int | None, limit: np.ndarray | None = None) -> _Region:
     """Feather the region `mask_of(frame, covered)` returns for `window` and take it into the
     crop. The seam is `FEATHER` crop pixels wide: scaled to the photo, so a high-resolution photo
-    gets a seam as soft as the prediction's own resolution."""
+    gets a seam as soft as the prediction's own resolution. `limit` ([S, S] bool, in the crop)
+    bounds the seam too: a cleft mask's seam stops at the upper lip's lower edge."""
     x0, y0, x1, y1 = window
     if x0 >= x1 or y0 >= y1:
         raise _no_overlap(name)
@@ -205,6 +215,8 @@ def _region(name: str, window: Window, alignment: Alignment, mask_of: Any,
         raise _no_overlap(name)
     radius = _seam(alignment)
     alpha = feather_alpha(mask, radius) * covered  # 0 outside the dilated mask
+    if limit is not None:
+        alpha *= unwarp(limit.astype(np.uint8) * 255, frame) >= 128
     hole = _into_crop((alpha > 0).astype(np.uint8) * 255, frame, None) > 0
     hole = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # bilinear reach
     crop_mask = _into_crop(mask.astype(np.uint8) * 255, frame, None) >= 128
@@ -228,7 +240,8 @@ def _region_from_photo(name: str, mask: np.ndarray, alignment: Alignment, box: W
                    int(np.count_nonzero(mask)))
 
 
-def _region_from_crop(name: str, drawn: np.ndarray, alignment: Alignment, box: Window) -> _Region:
+def _region_from_crop(name: str, drawn: np.ndarray, alignment: Alignment, box: Window,
+                      limit: np.ndarray | None = None) -> _Region:
     """The region of a mask drawn in the crop (uint8, 255 = region), mapped onto the photo."""
     ys, xs = np.nonzero(drawn)
     corners = np.array([[xs.min() - 1, ys.min() - 1], [xs.max() + 1, ys.min() - 1],
@@ -240,7 +253,7 @@ def _region_from_crop(name: str, drawn: np.ndarray, alignment: Alignment, box: W
     window = (max(int(x0), box[0]), max(int(y0), box[1]),
               min(int(x1), box[2]), min(int(y1), box[3]))
     return _region(name, window, alignment,
-                   lambda frame, covered: unwarp(drawn, frame) >= 128, None)
+                   lambda frame, covered: unwarp(drawn, frame) >= 128, None, limit)
 
 
 def _face_fraction(crop_mask: np.ndarray, crop_points: np.ndarray) -> float:
@@ -350,14 +363,17 @@ class Predictor:
         return face if best is None else best[1]
 
     def __call__(self, image: ImageInput | Photo, mask: Any = None, *,
-                 auto_mask: str | None = None, face: int | None = None, seed: int = 0,
-                 name: str | None = None) -> PredictResult:
+                 auto_mask: str | MaskKind | None = None, face: int | None = None,
+                 seed: int = 0, name: str | None = None,
+                 mask_name: str | None = None) -> PredictResult:
         """Inpaint the region given by `mask` (on the full photo: a file, bytes, array or PIL
-        image; white or opaque = region) or drawn from the landmarks (`auto_mask`: one of
-        `AUTO_MASKS`) in the photo `image`.
+        image; white or opaque = region) or drawn from the landmarks (`auto_mask`: a `MaskKind`
+        or its name) in the photo `image`.
 
         Several faces are refused unless `face` picks one (0 = the largest). `seed` seeds torch
-        for the network call. Raises `PredictError` (or another `DataError`) with the reason.
+        for the network call; `name` and `mask_name` name the photo and the mask in messages.
+        Raises `PredictError` (or another `DataError`) with the reason. A landmark fit that looks
+        implausible is not an error: `result.fit.warnings` says what looks wrong.
         """
         times: dict[str, float] = {}
         start = time.perf_counter()
@@ -366,10 +382,11 @@ class Predictor:
             given = "both" if mask is not None else "neither"
             raise PredictError(f"{photo.name}: give either a mask or an automatic mask "
                                f"({', '.join(AUTO_MASKS)}), not {given}")
-        if auto_mask is not None and auto_mask not in AUTO_MASKS:
-            raise PredictError(f"unknown automatic mask {auto_mask!r}; choose one of "
-                               f"{', '.join(AUTO_MASKS)}")
-        user_mask = None if mask is None else read_mask(mask, photo)
+        kind = None if auto_mask is None else parse_kind(auto_mask)
+        mask_label = mask_name or name_of(mask)
+        if mask is not None and not isinstance(mask, (str, Path)) and mask_name is None:
+            mask_label = f"the mask for {photo.name}"
+        user_mask = None if mask is None else read_mask(mask, photo, mask_label)
         pixels = photo.pixels
         h, w = pixels.shape[:2]
         times["read"] = time.perf_counter() - start
@@ -385,25 +402,29 @@ class Predictor:
         frame = _reframe(alignment, box[:2], (box[3] - box[1], box[2] - box[0]))
         crop = _into_crop(pixels[box[1]:box[3], box[0]:box[2]], frame, self.border)
         crop_points = transform_points(chosen.landmarks, alignment.matrix)  # [68, 2]
-        if user_mask is None:
-            assert auto_mask is not None
-            drawn = landmark_mask(AUTO_MASKS[auto_mask], crop_points, alignment.size)
-            region = _region_from_crop(photo.name, (drawn * 255).astype(np.uint8), alignment, box)
-            source = f"auto:{auto_mask}"
+        if kind is not None:
+            drawn = landmark_mask(kind, crop_points, alignment.size)
+            region = _region_from_crop(photo.name, (drawn * 255).astype(np.uint8), alignment, box,
+                                       mask_limit(kind, crop_points, alignment.size))
+            source = f"auto:{kind.value}"
+            fit_check = fit_quality(crop_points, kind, drawn)
         else:
-            region = _region_from_photo(photo.name, user_mask, alignment, box)
-            source = name_of(mask)
+            region = _region_from_photo(mask_label, user_mask, alignment, box)
+            source = name_of(mask) if mask_name is None else mask_name
+            fit_check = fit_quality(crop_points)
+        whose = photo.name if kind is not None else mask_label
         face_fraction = _face_fraction(region.crop_mask, crop_points)
         if face_fraction > MAX_FACE_FRACTION:
-            raise PredictError(f"{photo.name}: the mask covers {face_fraction:.0%} of the face, "
-                               f"more than {MAX_FACE_FRACTION:.0%}: too little face is left to "
-                               "predict from (white = region to predict; is the mask inverted?)")
+            raise PredictError(f"{whose}: the mask covers {face_fraction:.0%} of the face, "
+                               f"more than {MAX_FACE_FRACTION:.0%}: too little of the face in "
+                               f"{photo.name} is left to predict from (white = region to "
+                               "predict; is the mask inverted?)")
         x0, y0, side = window_box(self.generator.config, alignment.size)
         hole = np.asarray(region.hole) > 0
         outside = int(hole.sum() - hole[y0:y0 + side, x0:x0 + side].sum())
         if outside:
             raise PredictError(
-                f"{photo.name}: the mask reaches outside the region model {self.model.model_id!r} "
+                f"{whose}: the mask reaches outside the region model {self.model.model_id!r} "
                 f"fills ({outside} px of the aligned face lie outside the nose-and-mouth window, "
                 f"crop x {x0}-{x0 + side - 1}, y {y0}-{y0 + side - 1}); draw the mask around the "
                 "lips and the nose base only")
@@ -453,23 +474,29 @@ class Predictor:
             mask_source=source,
             mask_stats=stats,
             landmarks_outside=outside,
+            mask_kind=USER_MASK if kind is None else kind.value,
+            fit=fit_check,
             timings={k: round(v, 4) for k, v in times.items()},
         )
 
-    def draw_auto_mask(self, image: ImageInput | Photo, kind: str, *,
+    def draw_auto_mask(self, image: ImageInput | Photo, kind: str | MaskKind, *,
                        face: int | None = None) -> np.ndarray:
-        """The automatic mask `kind` (one of `AUTO_MASKS`) drawn from the detected landmarks as
-        [H, W] bool on the upright photo, for a user to adjust and pass back as `mask` (the app's
-        mask buttons)."""
-        if kind not in AUTO_MASKS:
-            raise PredictError(f"unknown automatic mask {kind!r}; choose one of "
-                               f"{', '.join(AUTO_MASKS)}")
+        """The automatic mask `kind` (a `MaskKind`) drawn from the detected landmarks as [H, W]
+        bool on the upright photo, for a user to adjust and pass back as `mask`."""
+        return self.propose_mask(image, kind, face=face)[0]
+
+    def propose_mask(self, image: ImageInput | Photo, kind: str | MaskKind, *,
+                     face: int | None = None) -> tuple[np.ndarray, FitQuality]:
+        """`draw_auto_mask`'s mask and the plausibility of the fit it was drawn from (the app's
+        mask buttons show the warnings)."""
+        kind = parse_kind(kind)
         photo = image if isinstance(image, Photo) else read_photo(image)
         faces, index = self._choose_face(photo, face)
         alignment = fit(faces[index].landmarks, photo.pixels.shape[:2])
         crop_points = transform_points(faces[index].landmarks, alignment.matrix)  # [68, 2]
-        drawn = landmark_mask(AUTO_MASKS[kind], crop_points, alignment.size)  # [S, S] in crop
-        return unwarp((drawn * 255).astype(np.uint8), alignment) >= 128
+        drawn = landmark_mask(kind, crop_points, alignment.size)  # [S, S] in crop
+        mask = unwarp((drawn * 255).astype(np.uint8), alignment) >= 128
+        return mask, fit_quality(crop_points, kind, drawn)
 
     def _choose_face(self, photo: Photo, face: int | None) -> tuple[tuple[Face, ...], int]:
         """Every face found (largest first, the chosen one refined) and the chosen index."""
@@ -514,4 +541,4 @@ class Predictor:
         return output, points + np.float32([x0, y0])
 
 
-__all__ = ["AUTO_MASKS", "PredictResult", "Predictor", "seed_for"]
+__all__ = ["AUTO_MASKS", "USER_MASK", "PredictResult", "Predictor", "parse_kind", "seed_for"]

@@ -1,19 +1,24 @@
-"""What a prediction leaves on disk besides the result: a before/after image of the face region,
-a landmarks overlay and a JSON record. Untrained weights are announced on every image and in the
-JSON, so a noise-filled output is never mistaken for a prediction."""
+"""What a prediction leaves on disk: the result PNG with its provenance, a before/after image of
+the face region, a landmarks overlay and a JSON record. Untrained weights are announced on every
+image (the result too) and in the JSON, so a noise-filled output is never mistaken for a
+prediction."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image, PngImagePlugin
 
 import inclg
 from inclg.data.preview import draw_face
-from inclg.infer.pipeline import PredictResult
+from inclg.infer.pipeline import USER_MASK, PredictResult
+from inclg.infer.quality import advice
 
 PANEL_HEIGHT = 512  # before/after panels, px
+UNTRAINED_TEXT = "UNTRAINED MODEL - random weights - the masked region is NOISE, not a prediction"
 OVERLAY_SIDE = 640  # longest side of the landmarks overlay, px
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -27,6 +32,41 @@ def encode_image(image: np.ndarray, suffix: str = ".png", quality: int = 92) -> 
     if not ok:
         raise ValueError(f"OpenCV could not encode the image as {suffix}")
     return data.tobytes()
+
+
+def provenance(result: PredictResult) -> dict[str, str]:
+    """The PNG text chunks of a result: which tool, model and mask made it. Nothing about the
+    person or the photo (no name, date, camera or place)."""
+    return {
+        "Software": f"inclg {inclg.__version__}",
+        "inclg:version": inclg.__version__,
+        "inclg:model_id": result.model_id,
+        "inclg:model_checksum": result.checksum,
+        "inclg:trained": "true" if result.trained else "false",
+        "inclg:mask_kind": result.mask_kind,
+        "inclg:seed": str(result.seed),
+        "Description": ("INCLG prediction: the masked region is generated, not a photograph"
+                        if result.trained else UNTRAINED_TEXT),
+    }
+
+
+def result_png(result: PredictResult) -> bytes:
+    """The result as a lossless PNG with `provenance` text chunks and no other metadata. An
+    untrained model's result carries the red UNTRAINED banner across its top rows (the image keeps
+    its size; the banner is the only change outside the mask)."""
+    image = result.image
+    if not result.trained:
+        image = image.copy()
+        h, w = image.shape[:2]
+        height = min(h, max(16, round(w / 28)))
+        image[:height] = _banner(w, "UNTRAINED MODEL - the masked region is NOISE", (200, 0, 0),
+                                 height)
+    info = PngImagePlugin.PngInfo()
+    for key, value in provenance(result).items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG", pnginfo=info, compress_level=1)
+    return buffer.getvalue()
 
 
 def _face_region(result: PredictResult, image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -43,18 +83,18 @@ def _banner(width: int, text: str, colour: tuple[int, int, int], height: int = 3
     """A strip of `colour` with white text, fitted to `width`."""
     strip = np.zeros((height, width, 3), np.uint8)
     strip[:] = colour
-    scale = 0.6
+    scale = min(0.6, 0.6 * height / 30)
     while scale > 0.3 and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width - 12:
         scale -= 0.05
-    cv2.putText(strip, text, (6, height - 10), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    baseline = round(height / 2 + cv2.getTextSize(text, _FONT, scale, 1)[0][1] / 2)
+    cv2.putText(strip, text, (6, baseline), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return strip
 
 
 def _with_banners(image: np.ndarray, result: PredictResult, title: str) -> np.ndarray:
     strips = [_banner(image.shape[1], title, (40, 40, 40))]
     if not result.trained:
-        strips.append(_banner(image.shape[1], "UNTRAINED MODEL - random weights - the masked "
-                              "region is NOISE, not a prediction", (200, 0, 0), 34))
+        strips.append(_banner(image.shape[1], UNTRAINED_TEXT, (200, 0, 0), 34))
     return np.concatenate([*strips, image], axis=0)
 
 
@@ -98,6 +138,15 @@ def _points(points: np.ndarray) -> list[list[float]]:
     return np.round(np.asarray(points, np.float64), 2).tolist()
 
 
+def _fit(result: PredictResult) -> dict[str, Any] | None:
+    if result.fit is None:
+        return None
+    doc = result.fit.to_json()
+    if not result.fit.plausible:
+        doc["advice"] = advice(result.fit, automatic=result.mask_kind != USER_MASK)
+    return doc
+
+
 def result_record(result: PredictResult, outputs: dict[str, str],
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON record of one prediction: landmarks in photo pixels, mask, face, model, timings.
@@ -133,7 +182,8 @@ def result_record(result: PredictResult, outputs: dict[str, str],
             "outside": round(result.alignment.outside, 4),
             "residual": round(result.alignment.residual, 4),
         },
-        "mask": {"source": result.mask_source, **result.mask_stats},
+        "mask": {"kind": result.mask_kind, "source": result.mask_source, **result.mask_stats},
+        "fit": _fit(result),
         "changed_box": list(result.window),
         "timings_s": dict(result.timings),
         "outputs": outputs,

@@ -114,7 +114,9 @@ class Generator(PretrainedMixin, nn.Module):
         f_1 = self.fuse1(torch.cat([f_e2 * (1 - mask_half), self.decoder1(shared)], dim=1))
         code = self.landmark_head(shared) + self.landmark_gamma * global_pool(f_1)  # [B, 4C]
         with torch.autocast(code.device.type, enabled=False):  # sub-pixel precision, tiny cost
-            points = self.landmark_fc(code.float()).view(b, -1, 2)  # [B, 68, 2] in [0, 1]
+            # at least fp32 (bf16 under autocast is too coarse); fp64 stays fp64 (.double())
+            wide = torch.promote_types(self.landmark_fc.weight.dtype, torch.float32)
+            points = self.landmark_fc(code.to(wide)).view(b, -1, 2)  # [B, 68, 2] in [0, 1]
 
         lmk_map = landmark_map(points, h // 2, w // 2, dtype=f_1.dtype)  # [B, 1, H/2, W/2]
         lmk_map = lmk_map.expand(-1, self.config.landmarks, -1, -1)  # same map on 68 channels

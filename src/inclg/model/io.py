@@ -284,6 +284,10 @@ def _read_original(src: str | Path | dict[str, Any], kind: str) -> tuple[dict[st
     state = blob.get(kind, blob)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{source} has no '{kind}' state dict of tensors")
+    if state and all(key.startswith("module.") for key in state):
+        # saved from a DataParallel / DistributedDataParallel wrapper (the original's multi-GPU
+        # training): the same keys behind a "module." prefix
+        state = {key.removeprefix("module."): value for key, value in state.items()}
     return state, iteration, source
 
 

@@ -1,4 +1,4 @@
-"""Building blocks of the INCLG networks (see ../shared/design/ARCHITECTURE.md).
+"""Building blocks of the INCLG networks (see docs/ARCHITECTURE.md).
 
 Gated convolutions let the encoder learn where the hole is; dilated residual blocks widen the
 receptive field; short+long-range attention copies context from the known region into the hole.
@@ -9,9 +9,56 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import parametrize
 
 INIT_STD = 0.02  # the original's N(0, 0.02) initialisation of every conv and linear weight
+SN_EPS = 1e-12
+
+
+class SpectralNorm(nn.Module):
+    """Spectral normalisation as the original INCLG computes it (`torch.nn.utils.spectral_norm`,
+    the hook-based API): each training forward runs one power-iteration step v = N(Wᵀu),
+    u = N(Wv) — v first — then divides the weight by σ = uᵀWv. PyTorch's parametrization updates
+    u first, which changes a train-mode forward from the same stored u, v (by up to 0.46 after one
+    step): fine-tuning an imported original checkpoint must follow the original exactly.
+
+    Registered as a parametrization with the same buffers (``_u``, ``_v``) and initialisation
+    (15 power iterations) as `torch.nn.utils.parametrizations.spectral_norm`, so state dicts are
+    interchangeable.
+    """
+
+    def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1) -> None:
+        super().__init__()
+        self.n_power_iterations = n_power_iterations
+        matrix = weight.detach().flatten(1)  # [out, in * k * k]
+        u = F.normalize(matrix.new_empty(matrix.shape[0]).normal_(0, 1), dim=0, eps=SN_EPS)
+        v = F.normalize(matrix.new_empty(matrix.shape[1]).normal_(0, 1), dim=0, eps=SN_EPS)
+        self.register_buffer("_u", u)
+        self.register_buffer("_v", v)
+        with torch.no_grad():  # a good estimate before the first step, as PyTorch's does
+            for _ in range(15):
+                self._u = F.normalize(matrix @ self._v, dim=0, eps=SN_EPS, out=self._u)
+                self._v = F.normalize(matrix.t() @ self._u, dim=0, eps=SN_EPS, out=self._v)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        # In the weight's own precision, also under autocast (the conv casts the result).
+        with torch.autocast(weight.device.type, enabled=False):
+            matrix = weight.flatten(1)
+            if self.training:
+                with torch.no_grad():
+                    for _ in range(self.n_power_iterations):
+                        self._v = F.normalize(matrix.t() @ self._u, dim=0, eps=SN_EPS,
+                                              out=self._v)
+                        self._u = F.normalize(matrix @ self._v, dim=0, eps=SN_EPS, out=self._u)
+            u, v = self._u.clone(), self._v.clone()  # autograd needs this step's values
+            return weight / torch.dot(u, matrix @ v)
+
+
+def spectral_norm(module: nn.Module) -> nn.Module:
+    """Register `SpectralNorm` on ``module.weight`` (keys ``parametrizations.weight.original``,
+    ``parametrizations.weight.0._u`` / ``_v``, as PyTorch's parametrization names them)."""
+    parametrize.register_parametrization(module, "weight", SpectralNorm(module.weight))
+    return module
 
 
 def spectral_conv(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0,
@@ -27,7 +74,7 @@ def spectral_conv(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: 
 def init_weights(module: nn.Module) -> None:
     """The original's initialisation; spectral-norm convs are initialised in `spectral_conv`."""
     for m in module.modules():
-        if torch.nn.utils.parametrize.is_parametrized(m):
+        if parametrize.is_parametrized(m):
             continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, INIT_STD)

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -233,3 +234,41 @@ def resolve_resume(resume: str | Path | None, run_dir: str | Path) -> Path | Non
         raise CheckpointError(f"--resume {path}: neither a checkpoint folder nor a run folder "
                               f"with checkpoints")
     return latest
+
+
+class CheckpointManager:
+    """A run's checkpoint policy in one place: save each iteration at most once, point
+    ``best.json`` at the best one, keep the last `keep_last` and the best, find where to resume.
+    Disabled (`enabled` False: the other ranks, tests), it writes nothing."""
+
+    def __init__(self, run_dir: str | Path, keep_last: int, enabled: bool = True) -> None:
+        self.run_dir, self.keep_last, self.enabled = Path(run_dir), keep_last, enabled
+        self.last: tuple[int, Path] | None = None  # the newest checkpoint: iteration, folder
+
+    def saved(self, iteration: int) -> bool:
+        return self.last is not None and self.last[0] == iteration
+
+    def loaded(self, iteration: int, path: Path) -> None:
+        """A resumed run's starting point counts as saved (no duplicate write at that step)."""
+        self.last = (iteration, path)
+
+    def save(self, iteration: int, generator: nn.Module, discriminator: nn.Module,
+             state: Callable[[], dict[str, Any]], config: Config,
+             info: dict[str, Any] | None = None, best_loss: float | None = None) -> Path | None:
+        """Checkpoint `iteration` (unless it already is), mark it best if `best_loss` is given,
+        prune; returns its folder (None when disabled). `state` is called only if writing."""
+        if not self.enabled:
+            return None
+        if self.last is not None and self.last[0] == iteration:
+            path = self.last[1]
+        else:
+            path = save_checkpoint(self.run_dir, iteration, generator, discriminator, state(),
+                                   config, info)
+            self.last = (iteration, path)
+        if best_loss is not None:
+            mark_best(self.run_dir, path, iteration, best_loss)
+        prune(self.run_dir, self.keep_last)
+        return path
+
+    def best(self) -> dict[str, Any] | None:
+        return best_checkpoint(self.run_dir) if self.enabled else None

@@ -27,6 +27,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ from inclg.train import checkpoint as ckpt
 from inclg.train import distributed
 from inclg.train.data import train_loader, val_loader
 from inclg.train.distributed import DistInfo
+from inclg.train.runlog import RunLog, TrainingError
 from inclg.train.samples import sample_grid
 
 log = logging.getLogger(__name__)
@@ -65,10 +67,6 @@ def validation_loss(terms: dict[str, float], weights: LossConfig) -> float:
     """Σ weight · term over `VAL_LOSS_TERMS`: the number that picks the best checkpoint and that
     the Optuna search minimises (with the weights of its *base* config, see `inclg.train.tune`)."""
     return float(sum(getattr(weights, k) * terms[k] for k in VAL_LOSS_TERMS))
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start (a missing optional package); the message says how to fix it."""
 
 
 def unused_parameters(module: nn.Module) -> list[nn.Parameter]:
@@ -176,18 +174,16 @@ class Trainer:
         self.device = device = self.dist.device
         self.run_dir = Path(run_dir if run_dir is not None else tc.run_dir)
         self.write = self.dist.is_main
-        self.checkpoints = checkpoints
+        self.checkpointer = ckpt.CheckpointManager(self.run_dir, tc.keep_last,
+                                                   enabled=self.write and checkpoints)
         self.handle_signals = handle_signals
         self.train_data, self.val_data = train_data, val_data
         self.timer = timer or PhaseTimer(device)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
 
-        torch.manual_seed(tc.seed)  # the same initial weights on every rank
-        self.generator = Generator(config.generator).to(device)
-        self.discriminator = Discriminator(config.discriminator).to(device)
+        with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's RNG
+            torch.manual_seed(tc.seed)  # the same initial weights on every rank
+            self.generator = Generator(config.generator).to(device)
+            self.discriminator = Discriminator(config.discriminator).to(device)
         self.loss = InpaintingLoss(config.loss, feature_net).to(device)
         self.memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
         for module in (self.generator, self.discriminator, self.loss):
@@ -225,8 +221,9 @@ class Trainer:
         self.iteration = 0
         self.samples_seen = 0  # global sample-stream position (all ranks)
         self.best_val_loss = math.inf
-        self._writer: Any = None
-        self._saved: tuple[int, Path] | None = None  # the last checkpoint: iteration, folder
+        self.train_seconds = 0.0  # in `fit` before this process (see `elapsed_seconds`)
+        self._clock: float | None = None  # when this process's `fit` started
+        self._log: RunLog | None = None  # open during `fit`
         self._validated: tuple[int, dict[str, float]] | None = None  # the last validation
 
     # --- one iteration ------------------------------------------------------------------------
@@ -238,9 +235,10 @@ class Trainer:
     def _autocast_dtype(self) -> torch.dtype | None:
         """bf16 autocast on CPUs and on GPUs that support it; older GPUs train in fp32.
 
-        Whether bf16 pays on a CPU depends on the network: on this project's 2-core Xeon
-        (AVX-512-BF16, no AMX) it is slower for the paper-size generator and faster for the
-        compact one (benchmarks/part_costs.py), so each config says which it uses.
+        Whether bf16 pays on a CPU depends on the processor and the network (on one 2-core
+        Xeon it was slower for the paper-size generator; on a 2-core AMD EPYC with AVX-512-BF16
+        it is ~1.5x faster for the compact one): measure with benchmarks/train_speed.py
+        --config, and set train.precision per config.
         """
         if self.config.train.precision != "bf16" or self.device.type not in ("cuda", "cpu"):
             return None
@@ -272,7 +270,9 @@ class Trainer:
         d_loss = self.d_step(image, fake.detach()) if adversarial else fake.new_zeros(())
         losses = self.g_step(image, mask, fake, lmk_pred, landmarks, adversarial)
         self.g_scheduler.step()
-        self.d_scheduler.step()
+        with warnings.catch_warnings():  # D's schedule counts the warm-up, where D is not stepped
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler")
+            self.d_scheduler.step()
         self.iteration += 1
         self.samples_seen += self.global_batch
         return {**losses, "discriminator": d_loss}
@@ -391,7 +391,14 @@ class Trainer:
             "scheduler_d": self.d_scheduler.state_dict(),
             "rng": ckpt.rng_state(self.device),
             "best_val_loss": self.best_val_loss,
+            "train_seconds": self.elapsed_seconds(),
         }
+
+    def elapsed_seconds(self) -> float:
+        """Wall-clock seconds spent in `fit` over the whole run, resumes included: the
+        training-cost figure of a model card."""
+        running = time.perf_counter() - self._clock if self._clock is not None else 0.0
+        return self.train_seconds + running
 
     def load(self, checkpoint: ckpt.Checkpoint) -> None:
         """Continue exactly where `checkpoint` stopped: weights, optimisers, schedules, RNGs,
@@ -406,27 +413,18 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.samples_seen = int(state["samples_seen"])
         self.best_val_loss = float(state["best_val_loss"])
-        self._saved = (self.iteration, checkpoint.path)
+        self.train_seconds = float(state.get("train_seconds", 0.0))  # absent before 2026-12
+        self.checkpointer.loaded(self.iteration, checkpoint.path)
 
     def save(self, best: bool = False) -> Path | None:
-        """Checkpoint the current iteration (once; rank 0 only, others return None), mark it as
-        the best if asked, and prune old checkpoints."""
-        if not (self.write and self.checkpoints):
-            return None
-        it = self.iteration
-        if self._saved is not None and self._saved[0] == it:
-            path = self._saved[1]
-        else:
-            info = None
-            if self._validated is not None and self._validated[0] == it:
-                info = {"validation": self._validated[1]}
-            path = ckpt.save_checkpoint(self.run_dir, it, self.generator, self.discriminator,
-                                        self.state(), self.config, info)
-            self._saved = (it, path)
-        if best:
-            ckpt.mark_best(self.run_dir, path, it, self.best_val_loss)
-        ckpt.prune(self.run_dir, self.config.train.keep_last)
-        return path
+        """Checkpoint the current iteration (once; rank 0 only, others return None), marked as
+        the best if asked; old ones are pruned (see `CheckpointManager`)."""
+        info = None
+        if self._validated is not None and self._validated[0] == self.iteration:
+            info = {"validation": self._validated[1]}
+        return self.checkpointer.save(self.iteration, self.generator, self.discriminator,
+                                      self.state, self.config, info,
+                                      best_loss=self.best_val_loss if best else None)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -445,60 +443,52 @@ class Trainer:
         if self.write:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.config.save(self.run_dir / "config.yaml")
-            self._writer = self._open_writer()
-        loader = train_loader(self.train_data, tc.batch_size, tc.seed, rank=self.dist.rank,
-                              world_size=self.dist.world_size, start=self.samples_seen,
-                              workers=self.config.data.num_workers,
-                              pin_memory=self.device.type == "cuda")
-        batches = iter(loader)
+        batches = iter(train_loader(self.train_data, tc.batch_size, tc.seed, rank=self.dist.rank,
+                                    world_size=self.dist.world_size, start=self.samples_seen,
+                                    workers=self.config.data.num_workers,
+                                    pin_memory=self.device.type == "cuda"))
         fixed_samples = self._fixed_samples()
-        window = torch.zeros(len(LOSS_NAMES) + 2, device=self.device)  # sums since the last log
-        window_start, window_iterations, started = time.perf_counter(), 0, time.perf_counter()
+        self._log = RunLog(self.run_dir if self.write else None, self.device, self.iteration)
+        self._clock = started = time.perf_counter()
         first_iteration = self.iteration
         stop = _StopSignal() if self.handle_signals else contextlib.nullcontext(None)
         try:
             with stop as signals:
                 while self.iteration < tc.max_iterations:
                     batch = next(batches)
-                    losses = self.train_step(*self.to_device(*batch))
-                    window += torch.stack([losses[k] for k in (*LOSS_NAMES, "total",
-                                                               "discriminator")]).float()
-                    window_iterations += 1
+                    self._log.add_losses(self.train_step(*self.to_device(*batch)))
                     it = self.iteration
-                    scalars = None
-                    if it % tc.log_every == 0 or it == tc.max_iterations:
-                        seconds = time.perf_counter() - window_start
-                        scalars = self._log_scalars(window / window_iterations,
-                                                    window_iterations * self.global_batch / seconds)
-                        window.zero_()
-                        window_start, window_iterations = time.perf_counter(), 0
-                    if self.val_data is not None and tc.val_every > 0 and (
-                            it % tc.val_every == 0 or it == tc.max_iterations):
+                    scalars = self._log_scalars() if self._due(tc.log_every, True) else None
+                    if self.val_data is not None and self._due(tc.val_every, True):
                         self._validation_step(result, on_validation)
-                    if self.write and tc.sample_every > 0 and it % tc.sample_every == 0:
-                        self._log_image(self.sample_grid(fixed_samples or batch))
-                    if tc.checkpoint_every > 0 and it % tc.checkpoint_every == 0:
+                    if self._due(tc.sample_every):
+                        self._log.image("samples", self.sample_grid(fixed_samples or batch), it)
+                    if self._due(tc.checkpoint_every):
                         result.checkpoint = self.save() or result.checkpoint
                     if on_progress is not None:
                         on_progress(Progress(it, tc.max_iterations, self.global_batch, scalars))
                     if self._should_stop(signals, it):
                         result.interrupted = True
                         break
-            if self._saved is None or self._saved[0] != self.iteration:
+            if not self.checkpointer.saved(self.iteration):
                 result.checkpoint = self.save() or result.checkpoint
             distributed.barrier()
         finally:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            self._log.close()
+            self.train_seconds, self._clock = self.elapsed_seconds(), None
         elapsed = time.perf_counter() - started
         done = self.iteration - first_iteration
         result.iteration = self.iteration
         result.images_per_second = done * self.global_batch / elapsed if done else 0.0
-        result.best = ckpt.best_checkpoint(self.run_dir) if self.checkpoints else None
+        result.best = self.checkpointer.best()
         if result.interrupted:
             log.info("stopped by signal at iteration %d", self.iteration)
         return result
+
+    def _due(self, every: int, at_end: bool = False) -> bool:
+        """Whether an every-N-iterations job runs now (`at_end`: also after the last iteration)."""
+        last = at_end and self.iteration == self.config.train.max_iterations
+        return every > 0 and (self.iteration % every == 0 or last)
 
     def _should_stop(self, signals: _StopSignal | None, iteration: int) -> bool:
         flag = signals is not None and signals.received is not None
@@ -523,9 +513,8 @@ class Trainer:
         self._validated = (it, values)
         result.validation = values
         result.history.append((it, values))
-        if self._writer is not None:
-            for key, value in values.items():
-                self._writer.add_scalar(f"val/{key}", value, it)
+        if self._log is not None:
+            self._log.scalars({f"val/{key}": value for key, value in values.items()}, it)
         log.info("validation at %d: loss %.4f, PSNR %.2f dB, SSIM %.4f, NME %.4f", it,
                  values["loss"], values["psnr_hole"], values["ssim_hole"], values["nme"])
         if values["loss"] < self.best_val_loss:
@@ -534,33 +523,26 @@ class Trainer:
         if on_validation is not None:
             on_validation(it, values)
 
-    def _open_writer(self) -> Any:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise TrainingError("training logs to TensorBoard, which is not installed: "
-                               "python3 -m pip install 'inclg[train]'") from None
-        return SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=self.iteration or None)
+    def _log_scalars(self) -> dict[str, float]:
+        """Loss means since the last log, LRs, gammas and speed (one host sync)."""
+        extra = {
+            "lr/generator": self.g_optimizer.param_groups[0]["lr"],
+            "lr/discriminator": self.d_optimizer.param_groups[0]["lr"],
+            "gamma/landmark": float(self.generator.landmark_gamma.item()),
+            "gamma/attention": float(self.generator.attention.gamma.item()),
+            "alpha/attention": float(self.generator.attention.alpha.item()),
+        }
+        assert self._log is not None
+        return self._log.flush_losses(self.iteration, self.global_batch, extra)
 
-    def _log_scalars(self, means: torch.Tensor, images_per_second: float) -> dict[str, float]:
-        """Averages of the loss terms since the last log, LRs, γ's and speed (one host sync)."""
-        values = means.tolist()
-        names = [f"loss/{k}" for k in LOSS_NAMES] + ["loss/total", "loss/discriminator"]
-        scalars = dict(zip(names, values))
-        scalars["lr/generator"] = self.g_optimizer.param_groups[0]["lr"]
-        scalars["lr/discriminator"] = self.d_optimizer.param_groups[0]["lr"]
-        scalars["gamma/landmark"] = float(self.generator.landmark_gamma.item())
-        scalars["gamma/attention"] = float(self.generator.attention.gamma.item())
-        scalars["alpha/attention"] = float(self.generator.attention.alpha.item())
-        scalars["speed/images_per_second"] = images_per_second
-        if self._writer is not None:
-            for key, value in scalars.items():
-                self._writer.add_scalar(key, value, self.iteration)
-        return scalars
 
-    def _log_image(self, grid: torch.Tensor) -> None:
-        if self._writer is not None:
-            self._writer.add_image("samples", grid, self.iteration)
+def configure_backends(device: torch.device) -> None:
+    """Process-wide GPU kernel choices for training (cuDNN autotuning, TF32 matmuls): set by the
+    `inclg train` command and the training benchmark, never by constructing a `Trainer`."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def build_datasets(config: Config) -> tuple[Dataset, Dataset | None]:
@@ -585,6 +567,7 @@ def train(config: Config, *, resume: str | Path | None = None,
           feature_net: VGGFeatures | None = None) -> FitResult:
     """`inclg train`: join torchrun if launched by it, build everything, resume, fit, clean up."""
     info = distributed.init(config.train.device)
+    configure_backends(info.device)
     try:
         run_dir = Path(config.train.run_dir)
         path = ckpt.resolve_resume(resume, run_dir)

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Plot a run's validation curves against training images seen, from its TensorBoard logs.
+
+    python3 scripts/plot_training.py runs/compact_cpu --out docs/training_curve.png
+
+Top: hole PSNR of the validation faces (the run's own validation set and mask mix, at the network's
+input window); bottom: landmark NME. Needs `pip install 'inclg[plots,train]'`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def read_scalars(run: Path, tags: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    """(iteration, value) pairs per tag over every event file of the run (resumes included)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, dict[int, float]] = {tag: {} for tag in tags}
+    for events in sorted((run / "tb").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in tags:
+            if tag in acc.Tags().get("scalars", []):
+                series[tag].update({e.step: e.value for e in acc.Scalars(tag)})
+    return {tag: sorted(values.items()) for tag, values in series.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="run folder (with tb/ and config.yaml)")
+    parser.add_argument("--out", type=Path, default=Path("docs/training_curve.png"))
+    parser.add_argument("--baseline-psnr", type=float, default=None,
+                        help="draw a horizontal line, e.g. OpenCV Telea on the same faces")
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batch = yaml.safe_load((args.run / "config.yaml").read_text())["train"]["batch_size"]
+    data = read_scalars(args.run, ("val/psnr_hole", "val/nme"))
+    if not data["val/psnr_hole"]:
+        print(f"error: {args.run / 'tb'} holds no validation yet", file=sys.stderr)
+        return 1
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    for axis, tag, label in ((top, "val/psnr_hole", "hole PSNR (dB)"),
+                             (bottom, "val/nme", "landmark NME")):
+        steps, values = zip(*data[tag])
+        axis.plot([s * batch / 1000 for s in steps], values, marker=".")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    if args.baseline_psnr is not None:
+        top.axhline(args.baseline_psnr, color="grey", linestyle="--", label="OpenCV Telea")
+        top.legend()
+    bottom.set_xlabel("training images seen (thousands)")
+    top.set_title(f"{args.run.name}: validation during training")
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=100)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
