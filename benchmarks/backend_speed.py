@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import torch
-from predict_speed import cpu_info, end_to_end, make_photo, median_ms, photo_arguments
+from predict_speed import end_to_end, make_photo, median_ms, photo_arguments
 
 from inclg.export.onnx import IMAGE_TOLERANCE, OnnxGenerator, export_onnx
+from inclg.machine import describe
 from inclg.infer.pipeline import Predictor
 from inclg.model.masking import masked_input
 from inclg.weights import load_model
@@ -47,7 +48,7 @@ def main() -> None:
     args = photo_arguments(__doc__.splitlines()[0], "backend_speed_cpu.json").parse_args()
     load_before = os.getloadavg()
     model = load_model(args.weights)
-    result: dict[str, object] = {"machine": cpu_info(), "weights": args.weights,
+    result: dict[str, object] = {"machine": describe(), "weights": args.weights,
                                  "model_id": model.model_id, "trained": model.trained,
                                  "repeats": args.repeats, "image_tolerance": IMAGE_TOLERANCE}
     import onnxruntime

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from inclg import Generator, masked_input
+from inclg.machine import cpu_name
 
 
 def gflop_per_image(generator: Generator, size: int) -> float:
@@ -68,7 +68,7 @@ def main() -> None:
         "benchmark": "generator_forward",
         "size": args.size,
         "gflop_per_image": round(gflop_per_image(generator, args.size), 1),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from inclg.data.filelists import read_flist
-from inclg.data.imageio import load_rgb
 from inclg.data.landmarks import load_landmarks
 from inclg.data.masks import LANDMARK_MASKS, landmark_mask
+from inclg.io.images import load_rgb
 from inclg.measurements import MEASUREMENT_NAMES, MEASUREMENTS, Measurements, measure
 from inclg.weights import load_model
 

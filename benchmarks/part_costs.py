@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -22,21 +21,11 @@ from pathlib import Path
 import torch
 
 from inclg.config import DiscriminatorConfig, GeneratorConfig
+from inclg.machine import describe
 from inclg.model.discriminator import Discriminator
 from inclg.model.generator import Generator, parameter_count
 from inclg.model.masking import masked_input
 from inclg.model.vgg import VGGFeatures
-
-
-def cpu_name() -> str:
-    """The processor's model name (machines of one kind can differ 2x, so every JSON names it)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(step: Callable[[], None], repeats: int) -> float:
@@ -150,8 +139,7 @@ def main() -> None:
     for row in rows:
         row["s_per_image"] = round(row["s_per_image"], 5)
         row["relative_to_paper_generator"] = round(row["s_per_image"] / reference, 4)
-    result = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "size": args.size, "batch": args.batch, "reference": "paper-size generator "
+    result = {**describe(), "size": args.size, "batch": args.batch, "reference": "paper-size generator "
               "(channels 64, 7 residual blocks) fwd+bwd at the same size, channels-last fp32",
               "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

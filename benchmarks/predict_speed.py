@@ -6,8 +6,10 @@ the file, detect the face (on a <= 640 px copy), align, run the network on the 2
 paste back at full resolution, draw the before/after and landmark images, encode and write all
 four files. Also measured: the network alone in each memory layout / precision / thread count,
 detection at full size against the 640 px copy, the one-off start-up (model + dlib), a whole
-`inclg predict` process, and how far bf16 output moves from fp32. The machine may be shared:
-every figure is the median of --repeats runs, and the load average is recorded.
+`inclg predict` process, how far bf16 output moves from fp32, and the same end-to-end run with
+the paper-size network (`speedup_vs_paper`: the ratio carries over to other machines; absolute
+seconds do not). The machine may be shared: every figure is the median of --repeats runs, and
+the load average and the CPU model are recorded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,10 +28,13 @@ import cv2
 import numpy as np
 import torch
 
-from inclg.data.imageio import load_rgb
 from inclg.infer.batch import MaskSpec, PredictJob
 from inclg.infer.pipeline import DETECT_SIDE, Predictor
+from inclg.io.images import load_rgb
+from inclg.machine import describe
+from inclg.model.generator import window_box
 from inclg.model.masking import masked_input
+from inclg.weights import UNTRAINED_ID, LoadedModel, state_checksum, untrained_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "infer" / "fixtures" / "face_300x240.jpg"
@@ -48,16 +52,11 @@ def make_photo(src: Path, size: int, path: Path) -> Path:
     return path
 
 
-def cpu_info() -> dict[str, object]:
-    flags = ""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    return {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
-            "torch": torch.__version__}
+def paper_size_model() -> LoadedModel:
+    """The paper's generator (random weights: the cost does not depend on them)."""
+    generator = untrained_generator()
+    return LoadedModel(generator.eval(), UNTRAINED_ID, state_checksum(generator), False,
+                       "paper-size reference")
 
 
 def median_ms(fn, repeats: int, warmup: int = 1) -> float:
@@ -72,11 +71,13 @@ def median_ms(fn, repeats: int, warmup: int = 1) -> float:
 
 
 def network_runs(predictor: Predictor, repeats: int, threads: list[int]) -> list[dict[str, object]]:
-    """The network alone on one 256 x 256 crop, per layout, precision and thread count."""
+    """The network alone on one input (its window, or the 256 x 256 crop), per layout,
+    precision and thread count."""
     generator = predictor.generator
-    image = torch.rand(1, 3, 256, 256)
-    mask = torch.zeros(1, 1, 256, 256)
-    mask[..., 150:200, 90:170] = 1
+    side = window_box(generator.config)[2]
+    image = torch.rand(1, 3, side, side)
+    mask = torch.zeros(1, 1, side, side)
+    mask[..., side // 2:side * 3 // 4, side // 4:side * 3 // 4] = 1
     runs = []
     for n in threads:
         torch.set_num_threads(n)
@@ -124,9 +125,9 @@ def bf16_difference(weights: str, photo: Path) -> dict[str, float]:
     """How far bf16 autocast moves the output from fp32 on the same aligned crop."""
     results = {p: Predictor.from_pretrained(weights, precision=p)(photo, auto_mask="cleft-left")
                for p in ("fp32", "bf16")}
-    a, b = (results[p].crop_output.astype(np.float64) for p in ("fp32", "bf16"))
-    hole = results["fp32"].crop_mask
-    points = np.abs(results["fp32"].crop_landmarks - results["bf16"].crop_landmarks)
+    a, b = (results[p].details.crop.output.astype(np.float64) for p in ("fp32", "bf16"))
+    hole = results["fp32"].details.crop.hole
+    points = np.abs(results["fp32"].details.crop.landmarks - results["bf16"].details.crop.landmarks)
     return {"mean_abs_in_hole_0_255": round(float(np.abs(a - b)[hole].mean()), 3),
             "max_abs_in_hole_0_255": round(float(np.abs(a - b)[hole].max()), 1),
             "landmarks_mean_abs_px": round(float(points.mean()), 3),
@@ -159,7 +160,7 @@ def main() -> None:
     args = photo_arguments(__doc__.splitlines()[0], "predict_speed_cpu.json").parse_args()
     load_before = os.getloadavg()
     result: dict[str, object] = {"benchmark": "predict_end_to_end", "photo_size": args.size,
-                                 "weights": args.weights, "repeats": args.repeats, **cpu_info()}
+                                 "weights": args.weights, "repeats": args.repeats, **describe()}
     with tempfile.TemporaryDirectory() as tmp:
         photo = make_photo(args.photo, args.size, Path(tmp) / "photo.jpg")
         start = time.perf_counter()
@@ -174,7 +175,7 @@ def main() -> None:
             f"full_{args.size}": median_ms(lambda: detect(pixels), args.repeats),
             f"copy_{DETECT_SIDE}": median_ms(lambda: detect(small), args.repeats),
         }
-        result["network_256"] = network_runs(predictor, args.repeats, args.threads)
+        result["network"] = network_runs(predictor, args.repeats, args.threads)
         runs = []
         for n in args.threads:
             torch.set_num_threads(n)
@@ -185,6 +186,16 @@ def main() -> None:
         predictor.precision = "fp32"
         torch.set_num_threads(max(args.threads))
         result["end_to_end"] = runs
+        # The same pipeline with the paper-size network, in this run: the ratio is what carries
+        # over to other machines (machines of one kind differ 2x in absolute speed).
+        paper = Predictor(paper_size_model(), predictor.detector)
+        ours = end_to_end(predictor, photo, args.repeats)
+        theirs = end_to_end(paper, photo, args.repeats)
+        result["paper_size_reference"] = {"threads": max(args.threads), "precision": "fp32",
+                                          "ours_median_s": ours["median_s"],
+                                          "paper_median_s": theirs["median_s"],
+                                          "paper_stages_median_s": theirs["stages_median_s"]}
+        result["speedup_vs_paper"] = round(theirs["median_s"] / ours["median_s"], 2)
         result["bf16_vs_fp32"] = bf16_difference(args.weights, photo)
         result["process_wall_s"] = process_wall(photo, args.weights)
     result["load_average"] = {"before": [round(v, 2) for v in load_before],

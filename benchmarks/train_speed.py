@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from inclg.config import Config, LossConfig, load_config
 from inclg.losses import LOSS_NAMES
+from inclg.machine import cpu_name
 from inclg.model.generator import window_box
 from inclg.model.vgg import VGGFeatures
 from inclg.train.loop import PhaseTimer, Trainer, configure_backends
@@ -124,8 +124,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per batch size")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps (and compilation)")
-    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], nargs="+",
+                        default=["auto"], help="one run per precision (and layout)")
     parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--both-layouts", action="store_true",
+                        help="also run every precision in the other memory layout")
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
     parser.add_argument("--vgg", choices=["vgg19", "vgg16"], default="vgg19")
     parser.add_argument("--data", type=Path, default=None,
@@ -145,14 +148,11 @@ def main() -> None:
     result: dict = {
         "benchmark": "train_step",
         "size": args.size,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-        else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "config": str(args.config) if args.config else "paper (configs/default.yaml)",
-        "precision": args.precision,
-        "channels_last": not args.no_channels_last,
         "compile": args.compile,
         "feature_net": f"{args.vgg} (random weights), 2 passes per step",
         "losses": {k: getattr(base.loss, k) for k in LOSS_NAMES},
@@ -160,15 +160,23 @@ def main() -> None:
         "original_h100_fp32_images_per_s": ORIGINAL_H100,
         "runs": [],
     }
+    layouts = [not args.no_channels_last] + ([args.no_channels_last] if args.both_layouts else [])
     for batch in args.batches:
-        config = load_config(args.config, [
-            f"train.batch_size={batch}", f"train.precision={args.precision}",
-            f"train.device={args.device}", f"data.image_size={args.size}",
-            f"train.channels_last={str(not args.no_channels_last).lower()}",
-            f"train.compile={str(args.compile).lower()}"])
-        result["runs"].append(measure(config, feature_net, device, args.steps, args.warmup))
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        for precision in args.precision:
+            for channels_last in layouts:
+                config = load_config(args.config, [
+                    f"train.batch_size={batch}", f"train.precision={precision}",
+                    f"train.device={args.device}", f"data.image_size={args.size}",
+                    f"train.channels_last={str(channels_last).lower()}",
+                    f"train.compile={str(args.compile).lower()}"])
+                run = measure(config, feature_net, device, args.steps, args.warmup)
+                result["runs"].append({"precision": precision, "channels_last": channels_last,
+                                       **run})
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+    reference = result["runs"][0]["images_per_s"]
+    for run in result["runs"]:  # ratios carry over to other machines; img/s do not
+        run["speed_vs_first_run"] = round(run["images_per_s"] / reference, 3)
     if args.data is not None:
         result["loader"] = measure_loader(args.data, args.batches[0], max(args.steps, 10))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -39,17 +39,6 @@ def pick_checkpoint(run: Path) -> Path:
     return latest
 
 
-def cpu_name() -> str:
-    """The processor model of the machine exporting (for a CPU-trained model: where it trained)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def gpu_seconds(path: Path | None) -> float | None:
     """Sum of the numbers in a file with one line per training call (seconds)."""
     if path is None or not path.is_file():
@@ -120,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.is_available():
         meta["gpu"] = torch.cuda.get_device_name(0)
     elif "train_hours" in meta:
+        from inclg.machine import cpu_name
+
         meta["cpu"] = cpu_name()
     meta["torch"] = torch.__version__
     if args.note:

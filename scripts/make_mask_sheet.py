@@ -18,7 +18,6 @@ open the mouth is (inner-lip gap in eye distances). The PNG is colour-quantised 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -92,17 +91,6 @@ def cell(rgb: np.ndarray, mask: np.ndarray | None, colour: tuple[int, int, int],
     return Image.fromarray(big)
 
 
-def encode_png(sheet: Image.Image, max_kb: int) -> bytes:
-    for colours in (256, 192, 128, 96, 64, 48):
-        quantised = sheet.quantize(colours, method=Image.Quantize.MEDIANCUT,
-                                   dither=Image.Dither.NONE)
-        buf = io.BytesIO()
-        quantised.save(buf, "PNG", optimize=True)
-        if buf.tell() <= max_kb * 1024:
-            return buf.getvalue()
-    raise SystemExit(f"error: the sheet does not fit in {max_kb} KB; use a smaller --cell")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="image list (.flist)")
@@ -113,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from inclg.data.filelists import read_flist
-    from inclg.data.imageio import load_rgb
     from inclg.data.masks import MaskKind, landmark_mask
-    from inclg.fileio import atomic_write_bytes
+    from inclg.data.preview import small_png
+    from inclg.io.files import atomic_write_bytes
+    from inclg.io.images import load_rgb
 
     faces = pick_faces(read_flist(args.images), args.count)
     x0, y0, x1, y1 = REGION
@@ -139,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             sheet.paste(cell(rgb, mask, COLOURS[kind.value], None, args.cell),
                         (LABEL_W + c * args.cell, top))
         records.append({"image": path.name, "age": age, "openness": round(gap, 3)})
-    data = encode_png(sheet, args.max_kb)
+    data = small_png(sheet, args.max_kb, dither=False)
     atomic_write_bytes(args.out, data)
     print(json.dumps({"out": str(args.out), "bytes": len(data), "size": sheet.size,
                       "faces": records}, indent=1))

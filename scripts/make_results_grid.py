@@ -18,7 +18,6 @@ gets a red banner saying so: never commit such a grid as a result.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import re
@@ -65,17 +64,6 @@ def fills(generator, rgb: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]
             for k, v in tiles.items()}
 
 
-def encode_png(sheet: Image.Image, max_kb: int) -> bytes:
-    for colours in (256, 192, 128, 96, 64):
-        quantised = sheet.quantize(colours, method=Image.Quantize.MEDIANCUT,
-                                   dither=Image.Dither.FLOYDSTEINBERG)
-        buf = io.BytesIO()
-        quantised.save(buf, "PNG", optimize=True)
-        if buf.tell() <= max_kb * 1024:
-            return buf.getvalue()
-    raise SystemExit(f"error: the grid does not fit in {max_kb} KB; use a smaller --cell")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="held-out image list (.flist)")
@@ -89,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from inclg.data.filelists import read_flist
-    from inclg.data.imageio import load_rgb
     from inclg.data.landmarks import load_landmarks
     from inclg.data.masks import landmark_mask
+    from inclg.data.preview import small_png
     from inclg.evaluate.runner import landmarks_path_for
+    from inclg.io.images import load_rgb
     from inclg.weights import load_model
 
     torch.manual_seed(args.seed)
@@ -127,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         draw.text((4, banner + row * cell + 2), f"{age} y" if age is not None
                   else path.parent.name, fill="white")
         records.append({"image": str(path), "age": age_of(path), "masks": list(kinds)})
-    data = encode_png(sheet, args.max_kb)
+    data = small_png(sheet, args.max_kb)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(data)
     print(json.dumps({"out": str(args.out), "bytes": len(data), "size": sheet.size,

@@ -1,4 +1,5 @@
-"""Shared test options: `--device cuda` runs the device-aware tests on a GPU (default: cpu)."""
+"""Shared test options: `--device cuda` runs the device-aware tests on a GPU (default: cpu); tests
+marked `dlib` skip without the dlib extra."""
 
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ import torch
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--device", default="cpu", help="torch device for device-aware tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `dlib` skip, saying why, when the dlib extra is not installed."""
+    from inclg.data.landmarks import MissingBackendError, check_backend
+
+    try:
+        check_backend("dlib")
+    except MissingBackendError as err:
+        skip = pytest.mark.skip(reason=f"the dlib extra is not installed: {err}")
+        for item in items:
+            if "dlib" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

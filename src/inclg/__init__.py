@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Config": "inclg.config",
+    "InclgError": "inclg.errors",
     "ConfigError": "inclg.config",
     "load_config": "inclg.config",
     "Predictor": "inclg.infer.pipeline",
@@ -23,7 +24,7 @@ _EXPORTS = {
     "Discriminator": "inclg.model.discriminator",
     "Generator": "inclg.model.generator",
     "WeightsError": "inclg.model.io",
-    "import_original": "inclg.model.io",
+    "import_original": "inclg.weights.original",
     "composite": "inclg.model.masking",
     "masked_input": "inclg.model.masking",
 }
@@ -32,11 +33,13 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from inclg.config import Config, ConfigError, load_config  # noqa: F401
+    from inclg.errors import InclgError  # noqa: F401
     from inclg.infer.pipeline import Predictor  # noqa: F401
     from inclg.measurements import measure  # noqa: F401
     from inclg.model.discriminator import Discriminator  # noqa: F401
     from inclg.model.generator import Generator  # noqa: F401
-    from inclg.model.io import WeightsError, import_original  # noqa: F401
+    from inclg.model.io import WeightsError  # noqa: F401
+    from inclg.weights.original import import_original  # noqa: F401
     from inclg.model.masking import composite, masked_input  # noqa: F401
 
 

@@ -16,9 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration file or override is wrong; the message says which key and why."""
+from inclg.errors import ConfigError
 
 
 @dataclass
@@ -105,7 +103,9 @@ class TrainConfig:
     lr_milestones: tuple[int, ...] = (20000, 40000, 60000, 80000, 100000, 120000)
     max_iterations: int = 130000
     seed: int = 0
-    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 = autocast where the device supports it
+    # auto = bf16 autocast on GPUs that support it, fp32 on CPUs (bf16 is slower for the
+    # paper-size network on some CPUs); bf16 = autocast on any device that has it (measure first)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     run_dir: str = "runs/inclg"  # TensorBoard logs, checkpoints and the resolved config
     log_every: int = 100  # iterations between logged loss terms, LR, gamma and img/s
@@ -154,7 +154,7 @@ class Config:
 
     def save(self, path: str | Path) -> None:
         """Write the resolved config as YAML, atomically."""
-        from inclg.fileio import atomic_write_text
+        from inclg.io.files import atomic_write_text
 
         atomic_write_text(Path(path), self.to_yaml())
 

@@ -16,7 +16,8 @@ from torch import nn
 
 from inclg.config import LossConfig
 from inclg.model.masking import composite
-from inclg.model.vgg import PERCEPTUAL_LAYERS, STYLE_LAYERS, VGGFeatures, load_feature_net
+from inclg.model.vgg import PERCEPTUAL_LAYERS, STYLE_LAYERS, VGGFeatures
+from inclg.weights.vgg import load_feature_net
 
 GAN_TYPES = ("lsgan", "nsgan", "hinge")
 LOSS_NAMES = ("l1", "perceptual", "style", "tv", "landmark", "adversarial")

@@ -1,9 +1,10 @@
 """`inclg app` in headless Chromium: upload the fixture photo, press "lip", press Predict and see
-the before/after result appear; a screenshot is saved under the test's tmp_path. The page must
-make no request outside 127.0.0.1.
+the before/after result and the measurement table appear; a screenshot is saved under the test's
+tmp_path. The page must make no request outside 127.0.0.1.
 
-Needs Debian's `chromium` and `chromium-driver`; without them the test fails (it never passes
-silently) unless INCLG_SKIP_BROWSER=1 is set.
+Needs Debian's `chromium` and `chromium-driver`; with Gradio and Selenium installed but no browser
+the test fails (it never passes silently) unless INCLG_SKIP_BROWSER=1 is set; without Gradio or
+Selenium (a core install) it skips.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def free_port() -> int:
 
 
 def test_upload_lip_predict_in_chromium(tmp_path: Path) -> None:
-    _browser_or_fail()
     pytest.importorskip("gradio", reason="install the app extra: pip install 'inclg[app]'")
-    webdriver = pytest.importorskip("selenium.webdriver")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="install the dev extra: pip "
+                                    "install 'inclg[dev]'")
+    _browser_or_fail()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -92,6 +94,7 @@ def test_upload_lip_predict_in_chromium(tmp_path: Path) -> None:
         assert not errors, f"the page shows an error: {errors[0].text}"
         images = driver.find_elements(By.CSS_SELECTOR, "#result img")
         assert len(images) == 2  # before and after
+        assert "mouth width" in driver.find_element(By.ID, "measurements").text
         assert "UNTRAINED" in driver.find_element(By.CSS_SELECTOR, ".toast-body.warning").text
         requested = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)")

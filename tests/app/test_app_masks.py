@@ -1,21 +1,24 @@
-"""The app's mask plumbing without a browser: the mask buttons' `Predictor.draw_auto_mask` matches
-what `auto_mask=` predicts from, and painted editor layers become the mask `Predictor` reads."""
+"""The app without a browser: the mask buttons' `Predictor.draw_auto_mask` matches what
+`auto_mask=` predicts from, painted editor layers become the mask `Predictor` reads, the page has
+its measurement table, and importing the app changes nothing in the process's environment."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from inclg.app.ui import GRADIO_ENVIRONMENT, MASK_BUTTONS, build, painted_mask, require_gradio
 from inclg.config import GeneratorConfig
 from inclg.data.masks import MaskKind
+from inclg.errors import MissingExtraError
 from inclg.infer import PredictError, Predictor
 from inclg.model.generator import Generator
-
-pytest.importorskip("gradio", reason="install the app extra: pip install 'inclg[app]'")
-from inclg.app.ui import MASK_BUTTONS, build, painted_mask
 
 PHOTO = Path(__file__).parents[1] / "infer" / "fixtures" / "face_300x240.jpg"
 
@@ -72,8 +75,39 @@ def test_painted_layers_become_the_mask():
 
 
 def test_page_builds_with_the_untrained_banner(predictor, tmp_path):
+    pytest.importorskip("gradio", reason="install the app extra: pip install 'inclg[app]'")
     untrained = Generator(GeneratorConfig(channels=8, residual_blocks=1)).save_pretrained(
         tmp_path / "u", metadata={"model_id": "u", "trained": False})
     page = build(Predictor.from_pretrained(untrained, detector="stub"))
     assert "UNTRAINED" in str(page.config)
     assert "UNTRAINED" not in str(build(predictor).config)
+    assert "measurements" in str(build(predictor).config)  # the table of the lip and nose
+
+
+def test_importing_the_app_leaves_the_environment_alone():
+    names = sorted(GRADIO_ENVIRONMENT)
+    code = ("import os, inclg.app.ui; "
+            f"print([os.environ.get(n) for n in {names!r}])")
+    clean = {k: v for k, v in os.environ.items() if k not in GRADIO_ENVIRONMENT}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean,
+                         check=True).stdout
+    assert out.strip() == str([None] * len(names))
+
+
+def test_gradio_is_imported_offline_and_the_environment_restored():
+    pytest.importorskip("gradio", reason="install the app extra: pip install 'inclg[app]'")
+    code = ("import os, inclg.app.ui as ui; ui._gradio(); import huggingface_hub.constants as c; "
+            "print(c.HF_HUB_OFFLINE, os.environ.get('GRADIO_ANALYTICS_ENABLED'), "
+            "os.environ.get('HF_HUB_OFFLINE'))")
+    clean = {k: v for k, v in os.environ.items() if k not in GRADIO_ENVIRONMENT}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean,
+                         check=True).stdout
+    assert out.split() == ["True", "None", "None"]
+
+
+def test_a_missing_gradio_names_the_extra(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'inclg\[app\]'"):
+        require_gradio()

@@ -6,8 +6,8 @@ from inclg.config import DataConfig
 from inclg.data import DataError
 from inclg.data.dataset import FaceDataset, color_jitter, square_resize
 from inclg.data.filelists import write_flist
-from inclg.data.imageio import save_image
 from inclg.data.landmarks import save_landmarks
+from inclg.io.images import save_image
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 
 from inclg.data import DataError
 from inclg.data.faces import FaceJob, FaceOptions, plan_sources, read_jsonl
-from inclg.data.imageio import load_rgb, save_image
 from inclg.data.landmarks import load_landmarks
+from inclg.io.images import load_rgb, save_image
 
 STUB = FaceOptions(detector="stub")
 

@@ -7,7 +7,6 @@ import torch
 from inclg.data import DataError
 from inclg.data.align import eye_distance
 from inclg.data.dataset import flip_horizontal
-from inclg.data.imageio import load_rgb
 from inclg.data.landmarks import (
     IBUG68_FLIP,
     REGIONS,
@@ -19,6 +18,7 @@ from inclg.data.landmarks import (
     load_landmarks,
     save_landmarks,
 )
+from inclg.io.images import load_rgb
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -112,6 +112,7 @@ def test_fan_without_face_alignment_says_what_to_install(monkeypatch):
         create_detector("fan")
 
 
+@pytest.mark.dlib
 def test_dlib_predictor_file_is_found_without_importing_the_package():
     path = dlib_predictor_path()
     assert path.name == "shape_predictor_68_face_landmarks.dat" and path.stat().st_size > 50_000_000

@@ -4,7 +4,6 @@ import pytest
 from inclg.data import DataError
 from inclg.data.align import eye_distance
 from inclg.data.filelists import read_flist
-from inclg.data.imageio import load_mask, save_image
 from inclg.data.landmarks import REGIONS, flip_landmarks
 from inclg.data.masks import (
     LANDMARK_MASKS,
@@ -24,6 +23,7 @@ from inclg.data.masks import (
     upper_lip_region,
     write_mask_lists,
 )
+from inclg.io.images import load_mask, save_image
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -281,8 +281,8 @@ def test_cleft_masks_on_real_faces_stay_above_the_upper_lips_lower_edge():
     from pathlib import Path
 
     from inclg.data.align import fit, transform_points
-    from inclg.data.imageio import load_rgb
     from inclg.data.landmarks import create_detector
+    from inclg.io.images import load_rgb
 
     detector = create_detector("dlib")
     photos = sorted((Path(__file__).parent / "fixtures").glob("*_*.*"))

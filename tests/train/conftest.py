@@ -10,8 +10,8 @@ import torch
 
 from inclg.config import Config, load_config
 from inclg.data.filelists import write_flist
-from inclg.data.imageio import save_image
 from inclg.data.landmarks import save_landmarks
+from inclg.io.images import save_image
 from inclg.model.vgg import VGGFeatures
 
 TINY = Path(__file__).parents[2] / "configs" / "tiny.yaml"

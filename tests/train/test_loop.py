@@ -151,3 +151,17 @@ def test_no_discriminator_work_before_the_adversarial_start(overrides, tmp_path)
     assert losses["adversarial"] > 0
     assert not all(torch.equal(a, b) for a, b in zip(d_before,
                                                      trainer.discriminator.parameters()))
+
+
+def test_a_resume_with_other_loss_weights_forgets_the_best_score(overrides, tmp_path):
+    config = load_config(TINY, [*overrides, "train.max_iterations=1"])
+    first = _trainer(config, run_dir=tmp_path)
+    first.fit()
+    assert math.isfinite(first.best_val_loss)
+    checkpoint = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))
+    same = _trainer(load_config(TINY, overrides), run_dir=tmp_path)
+    same.load(checkpoint)
+    assert same.best_val_loss == first.best_val_loss
+    other = _trainer(load_config(TINY, [*overrides, "loss.landmark=0.01"]), run_dir=tmp_path)
+    other.load(checkpoint)
+    assert other.best_val_loss == math.inf

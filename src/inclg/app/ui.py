@@ -1,5 +1,6 @@
 """A local Gradio page over `Predictor`: photo -> mask (brush, or drawn from the landmarks and
-then adjusted) -> before/after slider, landmarks, and the result PNG + JSON to download.
+then adjusted) -> before/after slider, landmarks, the lip and nose measurements of the face as it
+is and of the predicted face, and the result PNG + JSON to download.
 
 A mask button draws its `MaskKind` and warns when the landmark fit looks implausible; a mask left
 as the button drew it is predicted as that kind (the JSON and the PNG's provenance name it), an
@@ -7,34 +8,34 @@ adjusted one as a painted mask.
 
 Privacy: the server binds to 127.0.0.1 only, with share links, analytics, the version check,
 server-side rendering and the MCP server off, and the theme uses the browser's own fonts, so the
-page makes no request beyond 127.0.0.1 (the browser test checks this). Photos stay on this
-machine; results are written to a private temporary folder per prediction.
+page makes no request beyond 127.0.0.1 (the browser test checks this). Gradio is imported on first
+use with huggingface_hub offline and without telemetry (`_gradio`). Photos stay on this machine;
+results are written to a private temporary folder per prediction.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-# Before Gradio is imported: it reads these at import time.
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-import gradio as gr
-
-from inclg.data import DataError
-from inclg.data.masks import MaskKind
-from inclg.fileio import atomic_write_bytes, atomic_write_text
-from inclg.infer.inputs import read_photo
-from inclg.infer.pipeline import Predictor
+from inclg.data.kinds import MaskKind
+from inclg.errors import DataError, MissingExtraError
+from inclg.infer.pipeline import Predictor, PredictResult
 from inclg.infer.quality import advice
-from inclg.infer.report import landmarks_overlay, result_png, result_record
+from inclg.infer.report import landmarks_overlay, measurement_rows, result_png, result_record
+from inclg.io.files import atomic_write_bytes, atomic_write_text
+from inclg.io.images import painted, read_photo
+
+if TYPE_CHECKING:
+    import gradio as gr
 
 HOST = "127.0.0.1"
 MASK_BUTTONS: dict[str, MaskKind] = {  # button label -> the mask it draws
@@ -45,9 +46,41 @@ MASK_BUTTONS: dict[str, MaskKind] = {  # button label -> the mask it draws
     "nose": MaskKind.NOSE,
 }
 MASK_RGBA = (255, 0, 0, 150)  # how a drawn mask looks on the photo: translucent red
-BRUSH = gr.Brush(colors=[("#ff0000", 0.6)], default_color=("#ff0000", 0.6), color_mode="fixed")
+TABLE_HEADERS = ["#", "measurement", "as it is", "predicted", "difference"]
 UNTRAINED_HTML = ("<div id='untrained' style='background:#c80000;color:white;padding:8px 12px;"
                   "border-radius:6px;font-weight:bold'>{}</div>")
+# Read by Gradio and huggingface_hub when they are imported (an explicit user setting wins).
+GRADIO_ENVIRONMENT = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                      "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def require_gradio() -> None:
+    """Raise `MissingExtraError` with the pip command when Gradio is not installed."""
+    if importlib.util.find_spec("gradio") is None:
+        raise MissingExtraError("the app needs Gradio: pip install 'inclg[app]'")
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` set in os.environ inside the block (unless already set), restored after it."""
+    added = {key: value for key, value in values.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _gradio() -> Any:
+    """The gradio module, imported with `GRADIO_ENVIRONMENT` set for the import only: Gradio and
+    huggingface_hub read those variables when imported, and the page turns analytics off itself
+    (`analytics_enabled=False`), so nothing else in the process sees a changed environment."""
+    require_gradio()
+    with _environment(GRADIO_ENVIRONMENT):
+        import gradio
+
+    return gradio
 
 
 def _editor_value(pixels: np.ndarray, mask: np.ndarray | None = None) -> dict[str, Any]:
@@ -62,24 +95,30 @@ def _editor_value(pixels: np.ndarray, mask: np.ndarray | None = None) -> dict[st
 
 
 def painted_mask(value: dict[str, Any] | None, shape: tuple[int, int]) -> np.ndarray:
-    """[H, W] uint8 mask (255 = region) from every paint layer of the editor (any opaque pixel),
-    at the photo's size `shape`."""
-    import cv2
+    """[H, W] uint8 mask (255 = region) from every paint layer of the editor's value, at the
+    photo's size `shape` (`inclg.io.images.painted`)."""
+    layers = (value or {}).get("layers") or []
+    return painted(layers, shape).astype(np.uint8) * 255
 
-    mask = np.zeros(shape, np.uint8)
-    for layer in (value or {}).get("layers") or []:
-        if layer is None or layer.ndim != 3 or layer.shape[2] != 4:
-            continue
-        alpha = (layer[..., 3] > 0).astype(np.uint8) * 255
-        if alpha.shape != shape:
-            alpha = cv2.resize(alpha, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-        mask |= alpha
-    return mask
+
+def measurement_notes(result: PredictResult, rows: list[list[str]], mm: bool) -> str:
+    """Markdown under the measurement table: the unit, what `*` means, the pose warnings."""
+    unit = "millimetres" if mm else "eye distances (outer eye corners = 1)"
+    lines = [f"In {unit}; left and right are the subject's; differences are predicted minus as "
+             "it is."]
+    if any(row[2].endswith("*") for row in rows):
+        lines.append("`*` not observed: its points lie inside the mask on the photo.")
+    if not result.trained:
+        lines.append("**The model is untrained: the predicted values are noise.**")
+    return "  \n".join(lines)
 
 
 def build(predictor: Predictor) -> gr.Blocks:
     """The page for one loaded predictor (model, detector and back-end chosen by the caller)."""
+    gr = _gradio()
     warning = predictor.model.warning
+    brush = gr.Brush(colors=[("#ff0000", 0.6)], default_color=("#ff0000", 0.6),
+                     color_mode="fixed")
 
     def load_photo(path: str | None) -> tuple[Any, Any, Any]:
         if not path:
@@ -104,7 +143,7 @@ def build(predictor: Predictor) -> gr.Blocks:
         return _editor_value(photo.pixels, mask), (kind.value, mask)
 
     def predict(path: str | None, editor: dict[str, Any] | None, drawn: Any,
-                show_landmarks: bool) -> tuple[Any, ...]:
+                show_landmarks: bool, eye_distance_mm: float | None) -> tuple[Any, ...]:
         if not path:
             raise gr.Error("Upload a face photo first.")
         try:
@@ -116,22 +155,28 @@ def build(predictor: Predictor) -> gr.Blocks:
                 result = predictor(photo, auto_mask=drawn[0], face=0)
             else:
                 result = predictor(photo, mask, face=0, mask_name="the painted mask")
+            measurements = result.measurements(eye_distance_mm=eye_distance_mm or None)
         except DataError as err:
             raise gr.Error(str(err)) from None
         if result.warning:
             gr.Warning(result.warning)
-        if result.fit is not None and not result.fit.plausible:
+        if not result.fit.plausible:
             gr.Warning(_sentence(advice(result.fit, automatic=drawn is not None)))
+        for text in measurements.input.warnings:
+            gr.Warning(_sentence(f"measurements: {text}"))
         out = Path(tempfile.mkdtemp(prefix="inclg-app-"))
         stem = f"{Path(photo.name).stem or 'photo'}.{result.mask_kind}"
         png = out / f"{stem}.result.png"
         atomic_write_bytes(png, result_png(result))
-        record = result_record(result, {"result": png.name}, {"backend": predictor.backend})
+        record = result_record(result, {"result": png.name}, {"backend": predictor.backend},
+                               measurements)
         record_path = out / f"{stem}.json"
         atomic_write_text(record_path, json.dumps(record, indent=1) + "\n")
         overlay = landmarks_overlay(result) if show_landmarks else None
+        rows = measurement_rows(measurements)
+        notes = measurement_notes(result, rows, measurements.input.mm_per_iod is not None)
         return ((photo.pixels, result.image), gr.update(value=overlay, visible=show_landmarks),
-                str(png), str(record_path))
+                rows, notes, str(png), str(record_path))
 
     with gr.Blocks(title="INCLG", analytics_enabled=False) as demo:
         gr.Markdown("## INCLG: predict a non-cleft lip\nUpload a face photo, paint the region "
@@ -148,15 +193,21 @@ def build(predictor: Predictor) -> gr.Blocks:
                     buttons = {label: gr.Button(label, elem_id=f"mask-{kind}", size="sm")
                                for label, kind in MASK_BUTTONS.items()}
                 editor = gr.ImageEditor(label="Region to predict (paint in red)", type="numpy",
-                                        image_mode="RGBA", sources=[], brush=BRUSH,
+                                        image_mode="RGBA", sources=[], brush=brush,
                                         transforms=[], layers=False, format="png",
                                         elem_id="editor")
-                show_landmarks = gr.Checkbox(label="show landmarks", value=False)
+                with gr.Row():
+                    show_landmarks = gr.Checkbox(label="show landmarks", value=False)
+                    eye_distance = gr.Number(label="eye distance in mm (outer corners; optional)",
+                                             value=None, minimum=0, elem_id="eye-distance")
                 run = gr.Button("Predict", variant="primary", elem_id="predict")
             with gr.Column():
                 slider = gr.ImageSlider(label="before | after", type="numpy", format="png",
                                         elem_id="result")
                 overlay = gr.Image(label="landmarks", visible=False, format="jpeg")
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="measurements",
+                                     interactive=False, elem_id="measurements")
+                notes = gr.Markdown()
                 result_file = gr.File(label="result PNG", elem_id="result-file")
                 json_file = gr.File(label="JSON", elem_id="json-file")
         # One queue for the page's events, in the order they were sent: a mask button pressed
@@ -166,8 +217,8 @@ def build(predictor: Predictor) -> gr.Blocks:
         for label, kind in MASK_BUTTONS.items():
             buttons[label].click(lambda p, k=kind: auto_mask(k, p), path, [editor, drawn],
                                  **queue)
-        run.click(predict, [path, editor, drawn, show_landmarks],
-                  [slider, overlay, result_file, json_file], **queue)
+        run.click(predict, [path, editor, drawn, show_landmarks, eye_distance],
+                  [slider, overlay, table, notes, result_file, json_file], **queue)
     return demo
 
 
@@ -176,8 +227,9 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
-def theme() -> gr.themes.Base:
+def theme() -> Any:
     """Gradio's default look with the browser's own fonts (no request to a font server)."""
+    gr = _gradio()
     return gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
 
 
@@ -191,4 +243,5 @@ def launch(predictor: Predictor, port: int = 7860, *, block: bool = True) -> gr.
     return demo
 
 
-__all__ = ["HOST", "MASK_BUTTONS", "build", "launch", "painted_mask"]
+__all__ = ["HOST", "MASK_BUTTONS", "build", "launch", "measurement_notes", "painted_mask",
+           "require_gradio"]

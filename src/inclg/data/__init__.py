@@ -1,4 +1,5 @@
-"""Data preparation: image loading, landmark detection, alignment, masks, file lists, dataset.
+"""Data preparation: landmark detection, alignment, masks, file lists, dataset (images are read by
+`inclg.io.images`).
 
 Everything here is library code: it raises `DataError` with a message that names the file, what is
 wrong and what to do; the `inclg data ...` commands turn those into one-line errors.
@@ -6,9 +7,6 @@ wrong and what to do; the `inclg data ...` commands turn those into one-line err
 
 from __future__ import annotations
 
-
-class DataError(ValueError):
-    """Input data cannot be used; the message names the file, the problem and the remedy."""
-
+from inclg.errors import DataError
 
 __all__ = ["DataError"]

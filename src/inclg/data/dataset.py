@@ -18,9 +18,9 @@ from torch.utils.data import Dataset
 from inclg.config import DataConfig
 from inclg.data import DataError
 from inclg.data.filelists import read_flist
-from inclg.data.imageio import load_mask, load_rgb
 from inclg.data.landmarks import IBUG68_FLIP, load_landmarks
 from inclg.data.masks import free_form_mask
+from inclg.io.images import load_mask, load_rgb
 
 
 def square_resize(

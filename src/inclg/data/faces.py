@@ -33,9 +33,9 @@ import numpy as np
 
 from inclg.data import DataError
 from inclg.data.align import BORDERS, align, eye_distance
-from inclg.data.imageio import ImageError, decode_rgb, list_images, save_image
 from inclg.data.landmarks import LandmarkDetector, check_backend, create_detector, save_landmarks
-from inclg.fileio import atomic_write_text
+from inclg.io.files import atomic_write_text
+from inclg.io.images import ImageError, decode_rgb, list_images, save_image
 
 REJECT_REASONS = {
     "unreadable": "the file cannot be decoded as an image",

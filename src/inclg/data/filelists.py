@@ -15,7 +15,7 @@ from pathlib import Path
 
 from inclg.data import DataError
 from inclg.data.faces import read_jsonl
-from inclg.fileio import atomic_write_text
+from inclg.io.files import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from inclg.data import DataError
-from inclg.fileio import atomic_path
+from inclg.io.files import atomic_path
 
 NUM_POINTS = 68
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import cv2
@@ -19,9 +18,10 @@ import numpy as np
 
 from inclg.data import DataError
 from inclg.data.align import eye_distance
-from inclg.data.imageio import load_mask
+from inclg.data.kinds import EXTRA_KINDS, MaskKind
 from inclg.data.landmarks import REGIONS
-from inclg.fileio import atomic_write_text
+from inclg.io.files import atomic_write_text
+from inclg.io.images import load_mask
 
 RATIO_GROUPS: tuple[tuple[float, float], ...] = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6))
 
@@ -191,56 +191,6 @@ def lip_mask(landmarks: np.ndarray, size: int = 256, margin: float = 0.15) -> np
     return _dilate(mask, margin * eye_distance(landmarks)).astype(np.float32)
 
 
-class MaskKind(StrEnum):
-    """The landmark-drawn regions a clinician asks for; one name everywhere (CLI, app, API,
-    training). Left and right are the *subject's* sides: a cleft-left mask lies on the image's
-    right in an unmirrored photo."""
-
-    LIP = "lip"  # both lips, the region the paper inpaints
-    CLEFT_LEFT = "cleft-left"  # unilateral cleft of the subject's left upper lip
-    CLEFT_RIGHT = "cleft-right"
-    CLEFT_BILATERAL = "cleft-bilateral"  # both sides and the base of the columella
-    NOSE = "nose"
-
-    @classmethod
-    def parse(cls, value: str | MaskKind, what: str = "mask kind",
-              extra: Sequence[str] = ()) -> MaskKind:
-        """`value` as a `MaskKind`; an unknown or retired name raises `DataError` with the choices
-        (`extra`: other names the caller accepts) or the new name. `what` names the setting in
-        the message ("automatic mask", ...)."""
-        if isinstance(value, MaskKind):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            pass
-        renamed = RENAMED_KINDS.get(str(value).strip().lower())
-        if renamed is not None:
-            raise DataError(f"{what} {value!r} is now called {renamed.value!r}; use "
-                            f"{renamed.value}") from None
-        choices = [*(k.value for k in cls), *extra]
-        raise DataError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}") from None
-
-    @property
-    def cleft_side(self) -> str | None:
-        """"left", "right" or "bilateral" for the cleft kinds, else None."""
-        return self.value.removeprefix("cleft-") if self.value.startswith("cleft-") else None
-
-
-# Names used before the one enum: refused with a hint naming the new one.
-RENAMED_KINDS: dict[str, MaskKind] = {
-    "cleft-both": MaskKind.CLEFT_BILATERAL,
-    "cleft_both": MaskKind.CLEFT_BILATERAL,
-    "bilateral": MaskKind.CLEFT_BILATERAL,
-    "both": MaskKind.CLEFT_BILATERAL,
-    "cleft_bilateral": MaskKind.CLEFT_BILATERAL,
-    "cleft-l": MaskKind.CLEFT_LEFT,
-    "cleft_left": MaskKind.CLEFT_LEFT,
-    "cleft-r": MaskKind.CLEFT_RIGHT,
-    "cleft_right": MaskKind.CLEFT_RIGHT,
-    "lips": MaskKind.LIP,
-    "mouth": MaskKind.LIP,
-}
 CLEFT_SIDES = ("left", "right", "bilateral")
 # Per side: (Cupid's-bow peak, lateral upper-lip point, inner upper lip below the peak, nostril
 # sill, alar base) in iBUG-68 numbering.
@@ -354,7 +304,6 @@ def region_mask(
     return _dilate(mask, margin * eye_distance(landmarks)).astype(np.float32)
 
 
-EXTRA_KINDS = tuple(k for k in REGION_MASKS if k != "nose")  # eyebrows, eyes: `data gen-masks`
 LANDMARK_MASKS = (*(k.value for k in MaskKind), *EXTRA_KINDS)
 
 
@@ -396,8 +345,8 @@ def generate_masks(
     """
     from inclg.data.faces import read_jsonl
     from inclg.data.filelists import write_flist
-    from inclg.data.imageio import save_image
     from inclg.data.landmarks import load_landmarks
+    from inclg.io.images import save_image
 
     out = Path(out).resolve()
     written: list[Path] = []

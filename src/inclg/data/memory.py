@@ -31,10 +31,10 @@ from inclg.data import DataError
 from inclg.data.align import eye_distance
 from inclg.data.dataset import color_jitter, flip_horizontal
 from inclg.data.filelists import read_flist
-from inclg.data.imageio import load_mask, load_rgb
 from inclg.data.landmarks import load_landmarks
 from inclg.data.masks import cleft_mask, lip_mask, region_mask
-from inclg.fileio import atomic_path
+from inclg.io.files import atomic_path
+from inclg.io.images import load_mask, load_rgb
 
 CACHE_VERSION = 1
 # Landmark hole kinds and their share of the landmark-drawn samples: the lip and the three cleft

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from inclg.data import DataError
 from inclg.data.align import transform_points
 from inclg.data.faces import read_jsonl
-from inclg.data.imageio import load_mask, load_rgb, save_image
 from inclg.data.landmarks import REGIONS, load_landmarks
 from inclg.data.masks import landmark_mask
+from inclg.io.images import load_mask, load_rgb, save_image
 
 _COLOURS = {  # RGB per region
     "jaw": (255, 255, 0),
@@ -156,3 +158,18 @@ def _reject_cell(record: dict, cell: int) -> np.ndarray:
     cv2.rectangle(canvas, (0, 0), (cell - 1, cell - 1), (255, 0, 0), 2)
     _label(canvas, f"{record['reason']}: {record['key'].rsplit('/', 1)[-1]}")
     return canvas
+
+
+def small_png(sheet: Image.Image, max_kb: int, dither: bool = True) -> bytes:
+    """`sheet` as a PNG of at most `max_kb` KB, colour-quantised as little as that allows: figures
+    committed to the docs stay small. Raises `DataError` if even 48 colours do not fit."""
+    for colours in (256, 192, 128, 96, 64, 48):
+        quantised = sheet.quantize(colours, method=Image.Quantize.MEDIANCUT,
+                                   dither=Image.Dither.FLOYDSTEINBERG if dither
+                                   else Image.Dither.NONE)
+        buffer = io.BytesIO()
+        quantised.save(buffer, "PNG", optimize=True)
+        if buffer.tell() <= max_kb * 1024:
+            return buffer.getvalue()
+    raise DataError(f"the figure does not fit in {max_kb} KB; make its cells smaller")
+

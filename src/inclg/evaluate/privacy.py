@@ -1,4 +1,4 @@
-"""`inclg audit privacy`: membership inference against an inpainting model.
+"""`inclg audit privacy`: membership inference against an inpainting model (`audit`).
 
 An attacker who can run the model and holds a face asks: "was this face in the training set?".
 A model that memorised its training faces reconstructs their holes better than those of unseen
@@ -13,10 +13,13 @@ and its landmark NME, and run three attacks (higher score = "member"):
   most of the per-face difficulty (smooth skin vs. a beard) that makes the raw loss noisy.
 
 Each attack reports ROC AUC and the TPR at 1 % FPR, with stratified bootstrap 95 % intervals.
+`audit` runs the whole audit and `write_audit` writes privacy.json and privacy.md.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from inclg.data import DataError
-from inclg.data.imageio import load_mask, load_rgb
+from inclg.data.kinds import MaskKind
 from inclg.data.landmarks import load_landmarks
 from inclg.data.masks import free_form_mask
+from inclg.errors import DataError
 from inclg.evaluate import metrics
 from inclg.evaluate.baselines import inpaint_baseline
+from inclg.io.files import atomic_write_text
+from inclg.io.images import load_mask, load_rgb
 from inclg.model.generator import Generator
 from inclg.model.masking import composite
 
@@ -234,3 +239,66 @@ def to_markdown(results: list[AttackResult], info: dict[str, Any]) -> str:
     lines += ["", "## What this means", ""]
     lines += [f"- {text}" for text in interpretation(info["members"], info["non_members"])]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Audit:
+    """A finished audit: each attack's result, what was audited (`info`, the reports' header),
+    and the model's warning (an untrained model)."""
+
+    attacks: list[AttackResult]
+    info: dict[str, Any]
+    warning: str | None
+
+
+def audit(weights: str | Path, members: Sequence[Path], non_members: Sequence[Path], *,
+          masks: Sequence[Path] | None = None, num_masks: int = 4,
+          auto_masks: Sequence[MaskKind | str] = (), limit: int | None = None, seed: int = 0,
+          device: str = "cpu", command: str = "") -> Audit:
+    """Membership inference against the model in `weights` (a folder or "default"): `members`
+    are aligned crops it trained on, `non_members` crops it never saw (same source and
+    preparation), at most `limit` of each.
+
+    Every face gets the same `num_masks` masks (the first of `masks`, else seeded free-form
+    strokes), or with `auto_masks` its own landmark masks of those kinds (the only holes a
+    windowed model fills; landmark files must lie beside the crops). `command` is recorded.
+    """
+    from inclg.evaluate.runner import landmarks_path_for
+    from inclg.weights import load_model
+
+    model = load_model(weights, device)
+    kinds = [MaskKind.parse(kind, "audit mask") for kind in auto_masks]
+    sets = []
+    for label, given in (("members", members), ("non-members", non_members)):
+        paths = list(given)[:limit]
+        if len(paths) < 2:
+            raise DataError(f"{label}: the audit needs at least 2 faces, got {len(paths)}")
+        sets.append(load_faces(paths, [landmarks_path_for(p) for p in paths]))
+    marks_ok = sets[0][1] is not None and sets[1][1] is not None
+    if kinds and not marks_ok:
+        raise DataError("landmark masks need a landmark file beside every crop "
+                        "(landmarks/<src>/<name>.txt, from `inclg data faces`)")
+    size = sets[0][0].shape[-1]
+    shared = None if kinds else audit_masks(size, num_masks, seed, list(masks or []) or None)
+    errors = []
+    for faces, marks in sets:
+        holes = shared if shared is not None else landmark_audit_masks(
+            marks, [kind.value for kind in kinds], size)
+        try:
+            errors.append(face_errors(model.generator, faces, holes, marks if marks_ok else None))
+        except ValueError as err:  # holes outside a windowed model's region
+            raise DataError(f"model {model.model_id}: {err}; audit it with landmark masks "
+                            "(--auto-mask)") from None
+    info = {"command": command, "model_id": model.model_id, "trained": model.trained,
+            "members": len(sets[0][0]), "non_members": len(sets[1][0]),
+            "masks": [kind.value for kind in kinds] if kinds else len(shared)}
+    return Audit(attacks(errors[0], errors[1], seed=seed), info, model.warning)
+
+
+def write_audit(result: Audit, out: Path) -> Path:
+    """Write privacy.json and privacy.md into `out`; the Markdown report's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "privacy.json",
+                      json.dumps(to_json(result.attacks, result.info), indent=2) + "\n")
+    atomic_write_text(out / "privacy.md", to_markdown(result.attacks, result.info))
+    return out / "privacy.md"

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import torch
 
-from inclg.data.imageio import save_image
 from inclg.evaluate.runner import METRICS, EvalResult, ci95
-from inclg.fileio import atomic_write_text
+from inclg.io.files import atomic_write_text
+from inclg.io.images import save_image
 
 LABELS = {
     "psnr": "PSNR ↑", "psnr_hole": "PSNR hole ↑", "ssim": "SSIM ↑", "ssim_hole": "SSIM hole ↑",

@@ -22,13 +22,14 @@ import numpy as np
 import torch
 
 from inclg.data import DataError
-from inclg.data.imageio import load_mask, load_rgb
+from inclg.io.images import load_mask, load_rgb
 from inclg.data.landmarks import load_landmarks
 from inclg.data.masks import RATIO_GROUPS, MaskKind, hole_ratio, landmark_mask, ratio_group
 from inclg.evaluate import metrics
 from inclg.evaluate.baselines import BASELINES, inpaint_baseline
-from inclg.evaluate.fid import MIN_IMAGES, fid_from_features, inception_features, load_inception
-from inclg.evaluate.lpips import load_lpips
+from inclg.evaluate.fid import MIN_IMAGES, fid_from_features, inception_features
+from inclg.weights.inception import load_inception
+from inclg.weights.lpips import load_lpips
 from inclg.model.io import WeightsError
 from inclg.model.masking import composite, masked_input
 from inclg.weights import load_model

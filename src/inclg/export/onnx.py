@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import inclg
-from inclg.fileio import atomic_path
+from inclg.io.files import atomic_path
 from inclg.model.generator import Generator, window_box
 from inclg.model.io import WeightsError
 from inclg.paths import data_home

@@ -3,46 +3,56 @@
 Per photo NAME.ext and mask kind KIND (a `MaskKind` such as ``cleft-left``, or ``mask`` for a
 mask the user drew) the output folder receives NAME.KIND.result.png (lossless, so the pixels
 outside the mask stay exactly the photo's; provenance in its text chunks),
-NAME.KIND.before_after.jpg, NAME.KIND.landmarks.jpg and, last, NAME.KIND.json, so runs with
+NAME.KIND.before_after.jpg, NAME.KIND.landmarks.jpg, NAME.KIND.measurements.png (the face as it
+is against the predicted face, `inclg.measurements`) and, last, NAME.KIND.json, so runs with
 different masks sit side by side. Every file is written atomically and only after the whole
 prediction succeeded, so a failed photo leaves nothing behind and a killed run leaves no torn
-file. NAME.KIND.json records a `request` key (photo, mask, seed, face, precision, backend and
-model checksums): a later run skips every photo whose JSON carries the same key, so re-running a
-folder resumes it. A JSON with another key is another run's result: it is replaced only with
-`overwrite` (``--overwrite``), never silently.
+file. NAME.KIND.json records a `request` key (photo, mask, seed, face, precision, backend, scale
+and model checksums): a later run skips every photo whose JSON carries the same key, so
+re-running a folder resumes it. A JSON with another key is another run's result: it is replaced
+only with `overwrite` (``--overwrite``), never silently.
+
+A folder run ends with `PredictJob.write_summary`: inclg-predict-summary.KIND.json (counts,
+failures, the history of runs) and inclg-predict.KIND.csv (one row per photo: status, model, fit
+and every measurement of both faces and their difference).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from inclg.data import DataError
-from inclg.data.imageio import IMAGE_SUFFIXES, list_images
-from inclg.data.masks import MaskKind
-from inclg.fileio import atomic_write_bytes, atomic_write_text
-from inclg.infer.inputs import PredictError
+from inclg.data.kinds import MaskKind
+from inclg.errors import DataError, PredictError
 from inclg.infer.pipeline import USER_MASK, Predictor, parse_kind, seed_for
 from inclg.infer.report import (
     before_after,
-    encode_image,
     landmarks_overlay,
+    measurements_image,
     result_png,
     result_record,
 )
+from inclg.io.files import atomic_write_bytes, atomic_write_text
+from inclg.io.images import IMAGE_SUFFIXES, encode_image, list_images
+from inclg.measurements import MEASUREMENT_NAMES, Comparison
 
 DEFAULT_OUT = "inclg-out"  # next to the photo, or inside the folder
 SUMMARY = "inclg-predict-summary.{tag}.json"  # per mask kind, in the output folder
+TABLE = "inclg-predict.{tag}.csv"  # one row per photo, per mask kind
 MAX_HISTORY = 100  # runs remembered in a summary
 OUTPUTS = {
     "result": ".result.png",
     "before_after": ".before_after.jpg",
     "landmarks": ".landmarks.jpg",
+    "measurements": ".measurements.png",
     "json": ".json",
 }
 MASK_MARK = ".mask"  # PHOTO.mask.png: a mask, never a photo
@@ -72,6 +82,30 @@ class MaskSpec:
     def tag(self) -> str:
         """The mask kind in output names: NAME.<tag>.result.png."""
         return USER_MASK if self.auto is None else str(self.auto)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What turns the measurements into millimetres: the subject's outer eye-corner distance
+    (`eye_distance_mm`, measured on the patient) or the photo's `mm_per_px` (a ruler in the
+    face's plane), at most one; neither gives eye-distance units only."""
+
+    eye_distance_mm: float | None = None
+    mm_per_px: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.eye_distance_mm is not None and self.mm_per_px is not None:
+            raise PredictError("give either --eye-distance-mm or --mm-per-px, not both")
+        for name, value in self.given().items():
+            if not (math.isfinite(value) and value > 0):
+                raise PredictError(f"--{name.replace('_', '-')} must be a positive number, "
+                                   f"not {value}")
+
+    def given(self) -> dict[str, float]:
+        """The scale that was given, by name (empty without one)."""
+        return {name: value for name, value in (("eye_distance_mm", self.eye_distance_mm),
+                                                ("mm_per_px", self.mm_per_px))
+                if value is not None}
 
 
 @dataclass(frozen=True)
@@ -159,7 +193,9 @@ def _sha256(data: bytes) -> str:
 
 # What a request's inputs are called when a run refuses to replace another run's result.
 _REQUEST_NAMES = {"photo_sha256": "photo content", "mask": "mask", "seed": "seed", "face": "face",
-                  "precision": "precision", "backend": "backend", "model_checksum": "model"}
+                  "precision": "precision", "backend": "backend", "model_checksum": "model",
+                  "eye_distance_mm": "eye distance", "mm_per_px": "mm per pixel"}
+_SHORT = ("seed", "face", "precision", "backend", "eye_distance_mm", "mm_per_px")
 
 
 @dataclass(frozen=True)
@@ -181,12 +217,13 @@ class PredictJob:
 
     def __init__(self, path: Path, predictor: Predictor, masks: MaskSpec,
                  out: Path | None = None, seed: int = 0, face: int | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, scale: Scale | None = None) -> None:
         self.predictor = predictor
         self.masks = masks
         self.seed = seed
         self.face = face
         self.overwrite = overwrite
+        self.scale = scale or Scale()
         skip = (masks.folder,) if masks.folder is not None else ()
         self.items, self.out = plan(path, out, skip, masks.tag)
         inputs = {item.photo.resolve() for item in self.items}
@@ -198,9 +235,58 @@ class PredictJob:
     def summary_path(self) -> Path:
         return self.out / SUMMARY.format(tag=self.masks.tag)
 
+    @property
+    def table_path(self) -> Path:
+        return self.out / TABLE.format(tag=self.masks.tag)
+
+    @property
+    def batch(self) -> bool:
+        """More than one photo: the run ends with a summary and a table (`write_summary`)."""
+        return len(self.items) > 1
+
     def run(self) -> Iterator[Outcome]:
+        """Process every photo in order; stopping the iteration (Ctrl-C) stops the run."""
         for item in self.items:
             yield self.process(item)
+
+    def summary(self, outcomes: list[Outcome], interrupted: bool = False) -> dict[str, Any]:
+        """The run's summary (`summarise`), carrying the earlier runs' history."""
+        pending = len(self.items) - len(outcomes)
+        return summarise(outcomes, self.out, read_summary(self.summary_path), pending,
+                         interrupted)
+
+    def write_summary(self, summary: dict[str, Any], outcomes: list[Outcome]) -> None:
+        """For a batch, write `summary` to `summary_path` and the per-photo table to
+        `table_path` (OSError when they cannot be written; the photos' outputs are written)."""
+        if self.batch:
+            atomic_write_text(self.summary_path, json.dumps(summary, indent=1) + "\n")
+            atomic_write_text(self.table_path, self.table(outcomes))
+
+    def table(self, outcomes: list[Outcome]) -> str:
+        """CSV, one row per photo of the plan: its status (ok, failed, pending), the model, the
+        fit, and the measurements of both faces and their differences (`Comparison.to_row`'s
+        columns) as its JSON records them; a photo done by an earlier run is read from there."""
+        done = {outcome.item.photo: outcome for outcome in outcomes}
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, [*_TABLE_COLUMNS, *Comparison.field_names()],
+                                lineterminator="\n")
+        writer.writeheader()
+        for item in self.items:
+            outcome = done.get(item.photo)
+            row: dict[str, Any] = {"photo": str(item.photo), "status": "pending"}
+            record = None
+            if outcome is not None and outcome.status == "failed":
+                row.update(status="failed", reason=outcome.reason)
+            elif outcome is not None:
+                record = outcome.record or _read_record(item)
+            if record is not None:
+                row.update(status="ok", mask_kind=record.get("mask", {}).get("kind"),
+                           model_id=record.get("model", {}).get("id"),
+                           trained=record.get("trained"), seed=record.get("seed"),
+                           fit_plausible=(record.get("fit") or {}).get("plausible"))
+                row.update(measurement_row(record.get("measurements")))
+            writer.writerow(row)
+        return buffer.getvalue()
 
     def process(self, item: Item) -> Outcome:
         """Predict one photo and write its outputs; a bad photo gives a failed outcome."""
@@ -261,6 +347,7 @@ class PredictJob:
             "precision": self.predictor.precision,
             "backend": self.predictor.backend,
             "model_checksum": self.predictor.model.checksum,
+            **self.scale.given(),  # only when given: earlier runs' keys stay valid
         }
         return _Request(data, mask_path, inputs,
                         _sha256(json.dumps(inputs, sort_keys=True).encode()))
@@ -289,12 +376,16 @@ class PredictJob:
         result = self.predictor(request.data, mask_path, auto_mask=self.masks.auto,
                                 face=self.face, seed=seed, name=name)
         tick = time.perf_counter()
+        measurements = result.measurements(**self.scale.given())
+        timings = {"measure": round(time.perf_counter() - tick, 4)}
+        tick = time.perf_counter()
         images = {
             "result": result_png(result),
-            "before_after": encode_image(before_after(result), ".jpg"),
-            "landmarks": encode_image(landmarks_overlay(result), ".jpg"),
+            "before_after": encode_image(before_after(result), ".jpg", quality=92),
+            "landmarks": encode_image(landmarks_overlay(result), ".jpg", quality=92),
+            "measurements": encode_image(measurements_image(result, measurements), ".png"),
         }
-        timings = {"render": round(time.perf_counter() - tick, 4)}
+        timings["render"] = round(time.perf_counter() - tick, 4)
         outputs = {kind: path.name for kind, path in item.outputs.items() if kind != "json"}
         extra = {
             "photo_sha256": request.inputs["photo_sha256"],
@@ -306,7 +397,7 @@ class PredictJob:
         }
         if mask_path is not None:
             extra["mask_sha256"] = request.inputs["mask"]
-        record = result_record(result, outputs, extra)
+        record = result_record(result, outputs, extra, measurements)
         written: list[Path] = []
         try:
             tick = time.perf_counter()
@@ -324,10 +415,38 @@ class PredictJob:
         notices = []
         if result.photo.notes:
             notices.append(f"note: {name}: {'; '.join(result.photo.notes)}")
-        if record["fit"] and not record["fit"]["plausible"]:
+        if not record["fit"]["plausible"]:
             notices.append(f"warning: {name}: {record['fit']['advice']}")
+        for warning in measurements.input.warnings:
+            notices.append(f"warning: {name}: measurements: {warning}")
         return Outcome(item, "ok", seconds=time.perf_counter() - start, record=record,
                        notices=tuple(notices))
+
+
+_TABLE_COLUMNS = ("photo", "status", "reason", "mask_kind", "model_id", "trained", "seed",
+                  "fit_plausible")
+
+
+def measurement_row(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """`Comparison.to_row()` rebuilt from its `to_dict()` (a JSON record's "measurements"), so a
+    photo predicted by an earlier run fills its table row; empty for a record without them."""
+    if not isinstance(doc, dict):
+        return {}
+    row: dict[str, Any] = {}
+    for side in ("input", "predicted"):
+        part = doc[side]
+        for name in MEASUREMENT_NAMES:
+            row[f"{side}_{name}_iod"] = part["values"][name]["iod"]
+            row[f"{side}_{name}_mm"] = part["values"][name]["mm"]
+        row[f"{side}_yaw_deg"] = part["pose"]["yaw_deg"]
+        row[f"{side}_roll_deg"] = part["pose"]["roll_deg"]
+        row[f"{side}_not_observed"] = "; ".join(
+            name for name in MEASUREMENT_NAMES if part["values"][name]["observed"] is False)
+        row[f"{side}_warnings"] = "; ".join(part["warnings"])
+    for name in MEASUREMENT_NAMES:
+        row[f"difference_{name}_iod"] = doc["difference"][name]["iod"]
+        row[f"difference_{name}_mm"] = doc["difference"][name]["mm"]
+    return row
 
 
 def _read_record(item: Item) -> dict[str, Any] | None:
@@ -347,7 +466,7 @@ def _difference(record: dict[str, Any], inputs: dict[str, Any]) -> str:
     changed = []
     for key, label in _REQUEST_NAMES.items():
         if before.get(key) != inputs.get(key):
-            short = key in ("seed", "face", "precision", "backend")
+            short = key in _SHORT
             changed.append(f"{label} {before.get(key)} -> {inputs.get(key)}" if short else label)
     return "different " + ", ".join(changed) if changed else "another request"
 

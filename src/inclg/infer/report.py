@@ -1,7 +1,7 @@
 """What a prediction leaves on disk: the result PNG with its provenance, a before/after image of
-the face region, a landmarks overlay and a JSON record. Untrained weights are announced on every
-image (the result too) and in the JSON, so a noise-filled output is never mistaken for a
-prediction."""
+the face region, a landmarks overlay, the measurements figure and a JSON record. Untrained weights
+are announced on every image (the result too) and in the JSON, so a noise-filled output is never
+mistaken for a prediction. Images are encoded by `inclg.io.images.encode_image` (no metadata)."""
 
 from __future__ import annotations
 
@@ -16,22 +16,13 @@ import inclg
 from inclg.data.preview import draw_face
 from inclg.infer.pipeline import USER_MASK, PredictResult
 from inclg.infer.quality import advice
+from inclg.measurements import MEASUREMENTS, Comparison
+from inclg.measurements_figure import measurement_figure
 
 PANEL_HEIGHT = 512  # before/after panels, px
 UNTRAINED_TEXT = "UNTRAINED MODEL - random weights - the masked region is NOISE, not a prediction"
 OVERLAY_SIDE = 640  # longest side of the landmarks overlay, px
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
-def encode_image(image: np.ndarray, suffix: str = ".png", quality: int = 92) -> bytes:
-    """PNG (lossless) or JPEG bytes of an RGB uint8 image, with no metadata at all: OpenCV writes
-    no EXIF, so no GPS position, camera or date leaves with the result."""
-    params = ([cv2.IMWRITE_PNG_COMPRESSION, 1] if suffix == ".png"
-              else [cv2.IMWRITE_JPEG_QUALITY, quality])
-    ok, data = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise ValueError(f"OpenCV could not encode the image as {suffix}")
-    return data.tobytes()
 
 
 def provenance(result: PredictResult) -> dict[str, str]:
@@ -125,8 +116,9 @@ def landmarks_overlay(result: PredictResult) -> np.ndarray:
     def to_canvas(points: np.ndarray) -> np.ndarray:
         return (points - np.array([x0, y0]) + 0.5) * scale - 0.5
 
-    outline((result.alpha > 0).astype(np.uint8), result.window[:2], (255, 255, 0))
-    outline(result.mask.astype(np.uint8), result.window[:2], (255, 0, 0))
+    region = result.details.region
+    outline((region.alpha > 0).astype(np.uint8), region.window[:2], (255, 255, 0))
+    outline(region.mask.astype(np.uint8), region.window[:2], (255, 0, 0))
     for x, y in to_canvas(result.face.landmarks).tolist():
         cv2.circle(canvas, (round(x), round(y)), 4, (255, 255, 255), 1, cv2.LINE_AA)
     canvas = draw_face(canvas, to_canvas(result.landmarks))
@@ -138,9 +130,7 @@ def _points(points: np.ndarray) -> list[list[float]]:
     return np.round(np.asarray(points, np.float64), 2).tolist()
 
 
-def _fit(result: PredictResult) -> dict[str, Any] | None:
-    if result.fit is None:
-        return None
+def _fit(result: PredictResult) -> dict[str, Any]:
     doc = result.fit.to_json()
     if not result.fit.plausible:
         doc["advice"] = advice(result.fit, automatic=result.mask_kind != USER_MASK)
@@ -148,13 +138,16 @@ def _fit(result: PredictResult) -> dict[str, Any] | None:
 
 
 def result_record(result: PredictResult, outputs: dict[str, str],
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON record of one prediction: landmarks in photo pixels, mask, face, model, timings.
+                  extra: dict[str, Any] | None = None,
+                  measurements: Comparison | None = None) -> dict[str, Any]:
+    """The JSON record of one prediction: landmarks in photo pixels, mask, face, model, timings,
+    and (given) the `measurements` of the face as it is against the predicted face.
 
     `landmarks` are the network's 68 (x, y) points in the upright photo (clamped to it);
     `detected_landmarks` are the detector's, which placed the crop.
     """
-    face = result.face
+    face, details = result.face, result.details
+    alignment = details.crop.alignment
     h, w = result.image.shape[:2]
     record: dict[str, Any] = {
         "inclg_version": inclg.__version__,
@@ -166,28 +159,64 @@ def result_record(result: PredictResult, outputs: dict[str, str],
         "model": {"id": result.model_id, "checksum": result.checksum, "trained": result.trained},
         "seed": result.seed,
         "landmarks": _points(result.landmarks),
-        "landmarks_outside_photo": result.landmarks_outside,
+        "landmarks_outside_photo": details.landmarks_outside,
         "detected_landmarks": _points(face.landmarks),
         "face": {
-            "index": result.face_index,
-            "faces_found": len(result.faces),
+            "index": details.face_index,
+            "faces_found": len(details.faces),
             "box": [round(v, 1) for v in face.box],
             "score": round(face.score, 4),
             "method": face.method,
         },
         "crop_box": list(result.crop_box),
         "alignment": {
-            "matrix": np.round(result.alignment.matrix, 6).tolist(),
-            "scale": round(result.alignment.scale, 4),
-            "outside": round(result.alignment.outside, 4),
-            "residual": round(result.alignment.residual, 4),
+            "matrix": np.round(alignment.matrix, 6).tolist(),
+            "scale": round(alignment.scale, 4),
+            "outside": round(alignment.outside, 4),
+            "residual": round(alignment.residual, 4),
         },
-        "mask": {"kind": result.mask_kind, "source": result.mask_source, **result.mask_stats},
+        "mask": {"kind": result.mask_kind, "source": details.mask_source, **details.mask_stats},
         "fit": _fit(result),
-        "changed_box": list(result.window),
+        "changed_box": list(details.region.window),
+        "measurements": None if measurements is None else measurements.to_dict(),
         "timings_s": dict(result.timings),
         "outputs": outputs,
     }
     if extra:
         record.update(extra)
     return record
+
+
+def measurements_image(result: PredictResult, measurements: Comparison) -> np.ndarray:
+    """The measurements figure (`inclg.measurements_figure`): the face as it is and the predicted
+    face with every distance drawn and numbered, the table underneath; under the UNTRAINED banner
+    when the model is not trained."""
+    figure = measurement_figure(result.photo.pixels, measurements.input,
+                                predicted=measurements.predicted, predicted_image=result.image)
+    return _with_banners(figure, result, f"measurements    model {result.model_id}")
+
+
+def measurement_rows(measurements: Comparison) -> list[list[str]]:
+    """The measurements as table rows for a screen (the app): number, measurement, as it is,
+    predicted, difference (predicted minus as it is), in mm when a scale was given, else in eye
+    distances (iod); `*` marks a value whose points lie inside the mask, not observed."""
+    before, after = measurements.input, measurements.predicted
+    mm = before.mm_per_iod is not None
+
+    def number(value: float | None, signed: bool) -> str:
+        if value is None:
+            return "-"
+        digits = 1 if mm else 3
+        value = round(value, digits) + 0.0
+        return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+    rows = []
+    for index, spec in enumerate(MEASUREMENTS, 1):
+        a, b = before[spec.name], after[spec.name]
+        diff = measurements.difference(spec.name)
+        rows.append([str(index), spec.name.replace("_", " "),
+                     number(a.mm if mm else a.iod, spec.signed) + ("*" if a.observed is False
+                                                                   else ""),
+                     number(b.mm if mm else b.iod, spec.signed),
+                     number(diff.mm if mm else diff.iod, True)])
+    return rows

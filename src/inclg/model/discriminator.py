@@ -22,7 +22,9 @@ class Discriminator(PretrainedMixin, nn.Module):
 
     The original applies a sigmoid for lsgan/nsgan; here the losses do (see `inclg.losses`), so
     the network stays numerically safe under bf16 autocast. `Discriminator()` has 2,767,906
-    parameters, the original's minus its never-used attention fusion block.
+    parameters, the original's minus its never-used attention fusion block; 2,767,905 are used
+    (the attention's `alpha` scales a long-range input the discriminator never has; training
+    freezes it).
     """
 
     config_class = DiscriminatorConfig

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from inclg.config import Config, ConfigError, load_config
-from inclg.fileio import atomic_write_text
+from inclg.errors import CheckpointError
+from inclg.io.files import atomic_write_text
 from inclg.model.io import WeightsError, load_state, load_strict, read_model_info
 
 FORMAT_VERSION = 1
@@ -42,10 +43,6 @@ CONFIG_NAME = "config.yaml"
 INFO_NAME = "info.json"
 BEST_NAME = "best.json"
 _PATTERN = re.compile(r"^iter_(\d{8,})$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, incomplete or does not fit the configuration."""
 
 
 def checkpoint_name(iteration: int) -> str:

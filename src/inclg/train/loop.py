@@ -233,14 +233,18 @@ class Trainer:
         return self.config.train.batch_size * self.dist.world_size
 
     def _autocast_dtype(self) -> torch.dtype | None:
-        """bf16 autocast on CPUs and on GPUs that support it; older GPUs train in fp32.
+        """bf16 autocast on GPUs that support it ("auto" or "bf16") and on CPUs when asked
+        ("bf16"); otherwise fp32.
 
         Whether bf16 pays on a CPU depends on the processor and the network (on one 2-core
         Xeon it was slower for the paper-size generator; on a 2-core AMD EPYC with AVX-512-BF16
         it is ~1.5x faster for the compact one): measure with benchmarks/train_speed.py
         --config, and set train.precision per config.
         """
-        if self.config.train.precision != "bf16" or self.device.type not in ("cuda", "cpu"):
+        precision = self.config.train.precision
+        if precision == "fp32" or self.device.type not in ("cuda", "cpu"):
+            return None
+        if precision == "auto" and self.device.type == "cpu":
             return None
         if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             return None
@@ -391,8 +395,12 @@ class Trainer:
             "scheduler_d": self.d_scheduler.state_dict(),
             "rng": ckpt.rng_state(self.device),
             "best_val_loss": self.best_val_loss,
+            "best_val_weights": self._val_weights(),
             "train_seconds": self.elapsed_seconds(),
         }
+
+    def _val_weights(self) -> dict[str, float]:
+        return {k: float(getattr(self.config.loss, k)) for k in VAL_LOSS_TERMS}
 
     def elapsed_seconds(self) -> float:
         """Wall-clock seconds spent in `fit` over the whole run, resumes included: the
@@ -413,6 +421,10 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.samples_seen = int(state["samples_seen"])
         self.best_val_loss = float(state["best_val_loss"])
+        if state.get("best_val_weights") != self._val_weights():
+            # the validation loss is a weighted sum: a best score under other weights is no
+            # yardstick, so the next validation sets a new best
+            self.best_val_loss = math.inf
         self.train_seconds = float(state.get("train_seconds", 0.0))  # absent before 2026-12
         self.checkpointer.loaded(self.iteration, checkpoint.path)
 

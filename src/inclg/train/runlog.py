@@ -10,13 +10,10 @@ from typing import Any
 
 import torch
 
+from inclg.errors import TrainingError
 from inclg.losses import LOSS_NAMES
 
 WINDOW_TERMS = (*LOSS_NAMES, "total", "discriminator")
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start (a missing optional package); the message says how to fix it."""
 
 
 class RunLog:

@@ -31,15 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from inclg.config import Config, from_dict
+from inclg.errors import TuneError
 from inclg.model.vgg import VGGFeatures
 
 STAGE_PARAMS = {"landmark": ("loss.landmark",),
                 "optim": ("train.lr", "train.lr_decay", "train.batch_size")}
 HEARTBEAT_SECONDS = 60
-
-
-class TuneError(ValueError):
-    """The search cannot run or has no result; the message says why."""
 
 
 @dataclass
@@ -190,7 +187,7 @@ def run_study(config: Config, storage_url: str, study_name: str, *,
         raise TuneError("the search scores trials on validation data: set data.val_images and "
                         "data.val_landmarks")
     if feature_net is None and (config.loss.perceptual or config.loss.style):
-        from inclg.model.vgg import load_feature_net
+        from inclg.weights.vgg import load_feature_net
 
         feature_net = load_feature_net(config.loss.feature_net, config.loss.feature_weights,
                                        normalize=config.loss.feature_normalize)

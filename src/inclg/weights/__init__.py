@@ -1,9 +1,18 @@
-"""Which generator `inclg predict` runs: the bundled default model, or any saved model folder.
+"""Every weight file the project uses, found, converted and verified in one place; this module is
+the bundled default model. Nothing is ever downloaded: a missing file is an error that says how to
+get it.
 
-The default model lives in this package (``inclg/weights/default/``: config.json + safetensors, put
-there by the release that ships trained weights). Until then that folder holds only a README, and
-the paper's generator is built from a fixed seed instead, so the command works end to end; such a
-model is marked untrained and every output says so (the image inside the mask is noise).
+- `inclg.weights` (here): which generator `inclg predict` runs — the bundled default model, or any
+  saved model folder;
+- `inclg.weights.vgg`: the ImageNet VGG of the perceptual and style losses;
+- `inclg.weights.lpips`: the LPIPS metric's VGG16 + linear layers;
+- `inclg.weights.inception`: the FID Inception network;
+- `inclg.weights.original`: checkpoints of the original INCLG code.
+
+The default model lives in this package (``inclg/weights/default/``: config.json + safetensors).
+Without it the paper's generator is built from a fixed seed instead, so the command works end to
+end; such a model is marked untrained and every output says so (the image inside the mask is
+noise).
 """
 
 from __future__ import annotations
