@@ -30,12 +30,35 @@ def read_scalars(run: Path, tags: tuple[str, ...]) -> dict[str, list[tuple[int, 
     return {tag: sorted(values.items()) for tag, values in series.items()}
 
 
+def telea_psnr(run: Path) -> float:
+    """Telea's mean hole PSNR on the run's validation items (the same faces, windows and holes
+    its validation scores; `train.val_max_images` of them)."""
+    import torch
+
+    from inclg.config import load_config
+    from inclg.evaluate import metrics
+    from inclg.evaluate.baselines import inpaint_baseline
+    from inclg.train.loop import build_datasets
+
+    config = load_config(run / "config.yaml")
+    _, val = build_datasets(config)
+    if val is None:
+        raise SystemExit(f"error: {run / 'config.yaml'} names no validation data")
+    count = min(len(val), config.train.val_max_images or len(val))
+    items = [val[i] for i in range(count)]
+    image = torch.stack([item[0] for item in items])
+    mask = torch.stack([item[2] for item in items])
+    psnr = metrics.psnr(inpaint_baseline("telea", image, mask), image, mask)
+    return float(psnr[~psnr.isnan()].mean())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="run folder (with tb/ and config.yaml)")
     parser.add_argument("--out", type=Path, default=Path("docs/training_curve.png"))
-    parser.add_argument("--baseline-psnr", type=float, default=None,
-                        help="draw a horizontal line, e.g. OpenCV Telea on the same faces")
+    parser.add_argument("--telea", action="store_true",
+                        help="also draw OpenCV Telea's hole PSNR on the same validation faces and "
+                        "holes (from the run's config.yaml; needs its data)")
     args = parser.parse_args()
     import matplotlib
 
@@ -54,8 +77,8 @@ def main() -> int:
         axis.plot([s * batch / 1000 for s in steps], values, marker=".")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    if args.baseline_psnr is not None:
-        top.axhline(args.baseline_psnr, color="grey", linestyle="--", label="OpenCV Telea")
+    if args.telea:
+        top.axhline(telea_psnr(args.run), color="grey", linestyle="--", label="OpenCV Telea")
         top.legend()
     bottom.set_xlabel("training images seen (thousands)")
     top.set_title(f"{args.run.name}: validation during training")

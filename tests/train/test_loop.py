@@ -165,3 +165,13 @@ def test_a_resume_with_other_loss_weights_forgets_the_best_score(overrides, tmp_
     other = _trainer(load_config(TINY, [*overrides, "loss.landmark=0.01"]), run_dir=tmp_path)
     other.load(checkpoint)
     assert other.best_val_loss == math.inf
+
+
+def test_a_resumed_run_takes_the_schedule_of_its_config(overrides, tmp_path):
+    first = _trainer(load_config(TINY, [*overrides, "train.max_iterations=1"]), run_dir=tmp_path)
+    first.fit()
+    later = _trainer(load_config(TINY, [*overrides, "train.lr_milestones=[5, 9]",
+                                        "train.lr_decay=0.25"]), run_dir=tmp_path)
+    later.load(ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path)))
+    assert later.g_scheduler.last_epoch == 1
+    assert sorted(later.g_scheduler.milestones) == [5, 9] and later.d_scheduler.gamma == 0.25

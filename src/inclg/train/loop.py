@@ -22,6 +22,7 @@ at logging steps, an endless seeded loader with workers and pinned memory, optio
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 import logging
 import math
 import signal
@@ -417,6 +418,9 @@ class Trainer:
         self.d_optimizer.load_state_dict(state["optimizer_d"])
         self.g_scheduler.load_state_dict(state["scheduler_g"])
         self.d_scheduler.load_state_dict(state["scheduler_d"])
+        for scheduler in (self.g_scheduler, self.d_scheduler):  # the config's schedule from here on
+            scheduler.milestones = Counter(self.config.train.lr_milestones)
+            scheduler.gamma = self.config.train.lr_decay
         ckpt.set_rng_state(state["rng"], self.device)
         self.iteration = int(state["iteration"])
         self.samples_seen = int(state["samples_seen"])
