@@ -24,23 +24,14 @@ from pathlib import Path
 
 import torch
 
-from inclg.config import Config, LossConfig, load_config
-from inclg.losses import LOSS_NAMES
+from inclg.config import Config, load_config
+from inclg.losses import LOSS_NAMES, feature_layers
 from inclg.machine import cpu_name
 from inclg.model.generator import window_box
 from inclg.model.vgg import VGGFeatures
 from inclg.train.loop import PhaseTimer, Trainer, configure_backends
 
 ORIGINAL_H100 = {"batch_4": 33.0, "batch_16": 44.0}
-
-
-def feature_layers(loss: LossConfig) -> tuple[str, ...] | None:
-    """The VGG layers the config's losses read (None: the paper's nine)."""
-    if not loss.perceptual_layers and not loss.style_layers:
-        return None
-    layers = set(loss.perceptual_layers if loss.perceptual else ()) | set(
-        loss.style_layers if loss.style else ())
-    return tuple(sorted(layers, key=lambda n: (int(n[4]), int(n[6:])))) or None
 
 
 def random_batch(batch: int, size: int, device: torch.device,

@@ -145,6 +145,25 @@ class PerceptualStyleLoss(nn.Module):
         return perceptual, style
 
 
+def term_layers(config: LossConfig) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """(perceptual, style) layers: () for a term with weight 0 (it is not run), None for the
+    feature network's defaults (an empty list in the config)."""
+    return tuple(  # type: ignore[return-value]
+        () if weight == 0 else tuple(layers) if layers else None
+        for weight, layers in ((config.perceptual, config.perceptual_layers),
+                               (config.style, config.style_layers)))
+
+
+def feature_layers(config: LossConfig) -> tuple[str, ...] | None:
+    """The feature-network layers the losses read, shallowest first, so the network can stop at
+    the deepest (None: the architecture's default nine)."""
+    wanted = term_layers(config)
+    if None in wanted:
+        return None
+    names = set(wanted[0] or ()) | set(wanted[1] or ())
+    return tuple(sorted(names, key=lambda n: (int(n[4]), int(n[6:])))) or None
+
+
 class InpaintingLoss(nn.Module):
     """All INCLG losses, weighted by a `LossConfig`, for the generator and discriminator steps.
 
@@ -159,18 +178,12 @@ class InpaintingLoss(nn.Module):
         self.adversarial = AdversarialLoss(config.gan_type)
         self.perceptual_style: PerceptualStyleLoss | None = None
         if config.perceptual != 0 or config.style != 0:
-            # A term with weight 0 gets no layers (it is not run); () in the config = defaults.
-            wanted = [() if weight == 0 else tuple(layers) if layers else None
-                      for weight, layers in ((config.perceptual, config.perceptual_layers),
-                                             (config.style, config.style_layers))]
             if feature_net is None:
-                named = None if None in wanted else sorted(
-                    set(wanted[0]) | set(wanted[1]), key=lambda n: (int(n[4]), int(n[6:])))
                 feature_net = load_feature_net(
                     config.feature_net, config.feature_weights, normalize=config.feature_normalize,
-                    layers=named,
+                    layers=feature_layers(config),
                 )
-            self.perceptual_style = PerceptualStyleLoss(feature_net, *wanted)
+            self.perceptual_style = PerceptualStyleLoss(feature_net, *term_layers(config))
 
     def generator_losses(
         self,
