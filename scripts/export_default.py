@@ -6,7 +6,8 @@
     python3 scripts/export_default.py --checkpoint /tmp/run/checkpoints/iter_00004000 --out DIR
 
 `--run` takes the checkpoint named by the run's ``checkpoints/best.json`` (lowest validation
-loss), or the latest one if no validation ran; `--checkpoint` names one; `--generator` a bare
+loss), or the latest one if no validation ran, and from it the averaged weights
+(``generator_ema/``) when the run kept them; `--checkpoint` names one; `--generator` a bare
 ``generator/`` folder (then images seen / config come from its parent if it is a checkpoint).
 config.json's ``metadata`` records ``"trained": true`` (what `inclg.weights.load_model` reads),
 ``model_id``, iteration, images seen, GPU time, the source run and checkpoint, the validation
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parent = args.generator.parent
         checkpoint = parent if (parent / "info.json").is_file() else None
-    generator_dir = args.generator or checkpoint / "generator"
+    from inclg.train.checkpoint import inference_generator_dir
+
+    generator_dir = args.generator or inference_generator_dir(checkpoint)
     generator = Generator.from_pretrained(generator_dir).eval()
 
     meta: dict = {"model_id": args.model_id, "trained": True}
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             "images_seen": images,
             "source_run": str(checkpoint.parent.parent.resolve()),
             "source_checkpoint": checkpoint.name,
+            "weights": generator_dir.name,  # generator_ema: the moving average of the weights
             "selected_by": ("best.json (lowest validation loss)" if args.run is not None
                             and (args.run / "checkpoints" / "best.json").is_file() else
                             "latest checkpoint" if args.run is not None else "given"),

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Plot a run's validation curves against training images seen, from its TensorBoard logs.
+"""Plot a run's validation curves against training images seen, from its TensorBoard logs and
+the validation history its checkpoints carry (which survives a move to a new machine, where the
+logs stay behind).
 
     python3 scripts/plot_training.py runs/compact_cpu --out docs/training_curve.png
+    python3 scripts/plot_training.py runs/compact_cpu --checkpoint training/compact_cpu
 
 Top: hole PSNR of the validation faces (the run's own validation set and mask mix, at the network's
 input window); bottom: landmark NME. Needs `pip install 'inclg[plots,train]'`.
@@ -30,6 +33,16 @@ def read_scalars(run: Path, tags: tuple[str, ...]) -> dict[str, list[tuple[int, 
     return {tag: sorted(values.items()) for tag, values in series.items()}
 
 
+def checkpoint_history(checkpoint: Path) -> dict[str, list[tuple[int, float]]]:
+    """The same pairs from a checkpoint's ``state.pt`` (`Trainer.validation_history`)."""
+    import torch
+
+    state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
+    history = state.get("validation_history", [])
+    return {tag: [(int(h["iteration"]), float(h[tag.removeprefix("val/")])) for h in history]
+            for tag in ("val/psnr_hole", "val/nme")}
+
+
 def telea_psnr(run: Path) -> float:
     """Telea's mean hole PSNR on the run's validation items (the same faces, windows and holes
     its validation scores; `train.val_max_images` of them)."""
@@ -55,6 +68,9 @@ def telea_psnr(run: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="run folder (with tb/ and config.yaml)")
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[],
+                        help="also take the validation history of this checkpoint folder "
+                        "(default: the run's latest); repeatable")
     parser.add_argument("--out", type=Path, default=Path("docs/training_curve.png"))
     parser.add_argument("--telea", action="store_true",
                         help="also draw OpenCV Telea's hole PSNR on the same validation faces and "
@@ -66,9 +82,16 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     batch = yaml.safe_load((args.run / "config.yaml").read_text())["train"]["batch_size"]
+    from inclg.train.checkpoint import latest_checkpoint
+
     data = read_scalars(args.run, ("val/psnr_hole", "val/nme"))
+    latest = latest_checkpoint(args.run)
+    for checkpoint in args.checkpoint or ([latest] if latest is not None else []):
+        for tag, pairs in checkpoint_history(checkpoint).items():
+            data[tag] = sorted({**dict(pairs), **dict(data[tag])}.items())
     if not data["val/psnr_hole"]:
-        print(f"error: {args.run / 'tb'} holds no validation yet", file=sys.stderr)
+        print(f"error: {args.run} has no validation yet (none in tb/ or its checkpoints)",
+              file=sys.stderr)
         return 1
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
     for axis, tag, label in ((top, "val/psnr_hole", "hole PSNR (dB)"),

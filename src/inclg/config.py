@@ -116,6 +116,10 @@ class TrainConfig:
     keep_last: int = 3  # recent checkpoints kept; the best one is kept as well
     channels_last: bool = True  # NHWC memory layout: faster convolutions on tensor cores
     compile: bool = False  # torch.compile the networks: slower start, faster steps on a GPU
+    # Exponential moving average of the generator's weights (0 = off; 0.999 averages over ~1,000
+    # iterations): validation, the best checkpoint and the exported model use the average, which
+    # smooths out the step-to-step swings of a high learning rate.
+    ema_decay: float = 0.0
 
 
 @dataclass

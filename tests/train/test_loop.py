@@ -61,7 +61,7 @@ def test_two_iterations_give_finite_losses_logs_and_a_checkpoint(data_lists, tmp
 
 
 def test_resume_after_one_iteration_equals_two_uninterrupted(overrides, tmp_path, random_vgg):
-    all_losses = [*overrides, "loss.perceptual=0.1", "loss.style=250"]
+    all_losses = [*overrides, "loss.perceptual=0.1", "loss.style=250", "train.ema_decay=0.9"]
     config = load_config(TINY, all_losses)
     whole = _trainer(config, random_vgg, run_dir=tmp_path / "whole")
     whole.fit()
@@ -73,7 +73,8 @@ def test_resume_after_one_iteration_equals_two_uninterrupted(overrides, tmp_path
     assert resumed.iteration == 1 and resumed.samples_seen == 2
     resumed.fit()
     assert resumed.iteration == whole.iteration == 2
-    pairs = ((whole.generator, resumed.generator), (whole.discriminator, resumed.discriminator))
+    pairs = ((whole.generator, resumed.generator), (whole.discriminator, resumed.discriminator),
+             (whole.inference_generator, resumed.inference_generator))
     for a, b in pairs:
         for (key, x), y in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.equal(x, y), key  # bit for bit, buffers (BN, spectral norm u/v) included
@@ -82,6 +83,10 @@ def test_resume_after_one_iteration_equals_two_uninterrupted(overrides, tmp_path
         for sa, sb in zip(a.state_dict()["state"].values(), b.state_dict()["state"].values()):
             assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert whole.g_scheduler.state_dict() == resumed.g_scheduler.state_dict()
+    # every validation of the run, the one before the interruption included
+    assert [h["iteration"] for h in resumed.validation_history] == [1, 2]
+    assert [h["samples_seen"] for h in resumed.validation_history] == [2, 4]
+    assert resumed.validation_history[-1] == whole.validation_history[-1]
 
 
 def test_each_phase_updates_only_its_own_network(tiny_config, tmp_path):
@@ -175,3 +180,58 @@ def test_a_resumed_run_takes_the_schedule_of_its_config(overrides, tmp_path):
     later.load(ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path)))
     assert later.g_scheduler.last_epoch == 1
     assert sorted(later.g_scheduler.milestones) == [5, 9] and later.d_scheduler.gamma == 0.25
+
+
+def test_the_weight_average_follows_the_decay_and_is_what_validation_judges(overrides, tmp_path):
+    config = load_config(TINY, [*overrides, "train.ema_decay=0.5", "train.max_iterations=2"])
+    trainer = _trainer(config, run_dir=tmp_path)
+    batch = trainer.to_device(*next(iter(torch.utils.data.DataLoader(trainer.train_data,
+                                                                      batch_size=2))))
+    trainer.train_step(*batch)  # the first update copies the weights
+    first = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    ema = trainer.inference_generator
+    assert ema is not trainer.generator and not ema.training
+    assert all(torch.equal(first[k], v) for k, v in ema.state_dict().items())
+    trainer.train_step(*batch)
+    second = trainer.generator.state_dict()
+    for key, value in ema.state_dict().items():
+        if key.endswith(("_u", "_v", "running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(value, second[key]), key  # buffers follow the live weights
+        else:
+            assert torch.allclose(value, 0.5 * first[key] + 0.5 * second[key]), key
+    one = trainer.evaluate_batch(*batch)["psnr_hole"]
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.mul_(0.5)
+    assert not torch.allclose(trainer.evaluate_batch(*batch)["psnr_hole"], one)
+
+
+def test_the_weight_average_is_checkpointed_resumed_and_exported(overrides, tmp_path):
+    config = load_config(TINY, [*overrides, "train.ema_decay=0.9", "train.max_iterations=2"])
+    trainer = _trainer(config, run_dir=tmp_path)
+    trainer.fit()
+    latest = ckpt.latest_checkpoint(tmp_path)
+    assert ckpt.inference_generator_dir(latest) == latest / "generator_ema"
+    loaded = ckpt.load_checkpoint(latest)
+    resumed = _trainer(config, run_dir=tmp_path)
+    resumed.load(loaded)
+    for (key, a), b in zip(trainer.inference_generator.state_dict().items(),
+                           resumed.inference_generator.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert resumed.generator_ema.n_averaged == 1  # the next update averages, it does not copy
+    # a run without the average resumed with one starts it from the loaded weights
+    plain = _trainer(load_config(TINY, [*overrides, "train.max_iterations=1"]),
+                     run_dir=tmp_path / "plain")
+    plain.fit()
+    plain_checkpoint = ckpt.latest_checkpoint(tmp_path / "plain")
+    assert ckpt.inference_generator_dir(plain_checkpoint) == plain_checkpoint / "generator"
+    gaining = _trainer(config, run_dir=tmp_path / "plain")
+    gaining.load(ckpt.load_checkpoint(plain_checkpoint))
+    assert gaining.generator_ema.n_averaged == 0
+
+
+def test_a_weight_average_decay_outside_zero_to_one_is_refused(overrides):
+    from inclg.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.ema_decay"):
+        _trainer(load_config(TINY, [*overrides, "train.ema_decay=1.5"]))

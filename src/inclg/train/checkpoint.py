@@ -4,6 +4,8 @@ A checkpoint is a folder ``<run>/checkpoints/iter_00012000/``:
 
 - ``generator/``, ``discriminator/``: `save_pretrained` folders (safetensors + config.json with
   sha256), so any checkpoint's generator loads directly with ``Generator.from_pretrained``;
+- ``generator_ema/``: the moving average of the generator's weights, when the run keeps one
+  (``train.ema_decay``); it is the model to evaluate and export (`inference_generator_dir`);
 - ``state.pt``: everything else a resume needs (iteration, samples seen, both optimisers, both
   LR schedulers, RNG states, the best validation score), only tensors and plain Python values, so
   it is read back with ``torch.load(weights_only=True)``;
@@ -42,6 +44,7 @@ STATE_NAME = "state.pt"
 CONFIG_NAME = "config.yaml"
 INFO_NAME = "info.json"
 BEST_NAME = "best.json"
+EMA_NAME = "generator_ema"
 _PATTERN = re.compile(r"^iter_(\d{8,})$")
 
 
@@ -76,10 +79,12 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 def save_checkpoint(run_dir: str | Path, iteration: int, generator: nn.Module,
                     discriminator: nn.Module, state: dict[str, Any], config: Config,
-                    info: dict[str, Any] | None = None) -> Path:
+                    info: dict[str, Any] | None = None,
+                    generator_ema: nn.Module | None = None) -> Path:
     """Write checkpoint `iteration` under ``run_dir/checkpoints`` atomically; returns its folder.
 
-    `generator` and `discriminator` must have `save_pretrained` (the unwrapped modules).
+    `generator`, `discriminator` and `generator_ema` must have `save_pretrained` (the unwrapped
+    modules).
     """
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
@@ -88,6 +93,8 @@ def save_checkpoint(run_dir: str | Path, iteration: int, generator: nn.Module,
     try:
         generator.save_pretrained(tmp / "generator")  # type: ignore[operator]
         discriminator.save_pretrained(tmp / "discriminator")  # type: ignore[operator]
+        if generator_ema is not None:
+            generator_ema.save_pretrained(tmp / EMA_NAME)  # type: ignore[operator]
         _write_state({"format_version": FORMAT_VERSION, **state}, tmp / STATE_NAME)
         config.save(tmp / CONFIG_NAME)
         summary = {"iteration": iteration, **(info or {})}
@@ -137,6 +144,16 @@ class Checkpoint:
     discriminator: dict[str, torch.Tensor]
     state: dict[str, Any]
     config: Config
+    generator_ema: dict[str, torch.Tensor] | None = None
+
+    def load_ema(self, generator: nn.Module) -> None:
+        """Copy the averaged weights into a generator (the checkpoint must have them)."""
+        assert self.generator_ema is not None
+        try:
+            load_strict(generator, self.generator_ema, str(self.path / EMA_NAME))
+        except WeightsError as err:
+            raise CheckpointError(f"{err}; resume with the config the checkpoint was trained "
+                                  f"with ({self.path / CONFIG_NAME})") from None
 
     def load_models(self, generator: nn.Module, discriminator: nn.Module) -> None:
         """Copy the weights into existing (unwrapped) networks, checking every key and shape."""
@@ -154,8 +171,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not (path / STATE_NAME).is_file():
         raise CheckpointError(f"{path} is not a complete checkpoint (no {STATE_NAME})")
     try:
-        weights = {part: load_state(path / part, read_model_info(path / part))
-                   for part in ("generator", "discriminator")}
+        parts = ["generator", "discriminator"] + ([EMA_NAME] if (path / EMA_NAME).is_dir() else [])
+        weights = {part: load_state(path / part, read_model_info(path / part)) for part in parts}
         state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=True)
         config = load_config(path / CONFIG_NAME)
     except (WeightsError, ConfigError) as err:
@@ -166,7 +183,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path}: {STATE_NAME} is not an INCLG training state")
     return Checkpoint(path, int(state["iteration"]), weights["generator"],
-                      weights["discriminator"], state, config)
+                      weights["discriminator"], state, config, weights.get(EMA_NAME))
+
+
+def inference_generator_dir(checkpoint: str | Path) -> Path:
+    """The generator folder of a checkpoint to evaluate or export: the moving average if the
+    run kept one, else the trained weights."""
+    checkpoint = Path(checkpoint)
+    ema = checkpoint / EMA_NAME
+    return ema if ema.is_dir() else checkpoint / "generator"
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -251,7 +276,8 @@ class CheckpointManager:
 
     def save(self, iteration: int, generator: nn.Module, discriminator: nn.Module,
              state: Callable[[], dict[str, Any]], config: Config,
-             info: dict[str, Any] | None = None, best_loss: float | None = None) -> Path | None:
+             info: dict[str, Any] | None = None, best_loss: float | None = None,
+             generator_ema: nn.Module | None = None) -> Path | None:
         """Checkpoint `iteration` (unless it already is), mark it best if `best_loss` is given,
         prune; returns its folder (None when disabled). `state` is called only if writing."""
         if not self.enabled:
@@ -260,7 +286,7 @@ class CheckpointManager:
             path = self.last[1]
         else:
             path = save_checkpoint(self.run_dir, iteration, generator, discriminator, state(),
-                                   config, info)
+                                   config, info, generator_ema)
             self.last = (iteration, path)
         if best_loss is not None:
             mark_best(self.run_dir, path, iteration, best_loss)

@@ -37,9 +37,10 @@ from typing import Any, Self
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
-from inclg.config import Config, LossConfig
+from inclg.config import Config, ConfigError, LossConfig
 from inclg.evaluate import metrics
 from inclg.losses import LOSS_NAMES, InpaintingLoss
 from inclg.model.discriminator import Discriminator
@@ -204,6 +205,7 @@ class Trainer:
         self.d_scheduler = torch.optim.lr_scheduler.MultiStepLR(self.d_optimizer, milestones,
                                                                 tc.lr_decay)
         self.autocast_dtype = self._autocast_dtype()
+        self.generator_ema = self._make_ema(tc.ema_decay)
 
         # What each phase calls: DDP wrappers synchronise gradients; the frozen D of the G phase
         # is the bare module, so DDP neither waits for D gradients nor reduces any.
@@ -226,6 +228,36 @@ class Trainer:
         self._clock: float | None = None  # when this process's `fit` started
         self._log: RunLog | None = None  # open during `fit`
         self._validated: tuple[int, dict[str, float]] | None = None  # the last validation
+        # every validation of the run, resumes included: the training curve travels with the
+        # checkpoint when the run folder (and its TensorBoard logs) stays behind on a machine
+        self.validation_history: list[dict[str, float]] = []
+
+    def _make_ema(self, decay: float) -> AveragedModel | None:
+        """The averaged generator (`train.ema_decay`), always in eval mode: it is only run."""
+        if decay == 0:
+            return None
+        if not 0 < decay < 1:
+            raise ConfigError(f"train.ema_decay: {decay} is not in [0, 1) (0 = off)")
+        ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay),
+                            use_buffers=False)
+        return ema.eval()
+
+    @property
+    def inference_generator(self) -> Generator:
+        """What validation, samples and the best checkpoint judge: the average if kept."""
+        if self.generator_ema is None:
+            return self.generator
+        return self.generator_ema.module  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Average the weights; copy the buffers (spectral-norm u/v, BatchNorm statistics),
+        which belong to the live weights and are not meaningful as averages."""
+        if self.generator_ema is None:
+            return
+        self.generator_ema.update_parameters(self.generator)
+        for mine, live in zip(self.generator_ema.module.buffers(), self.generator.buffers()):
+            mine.copy_(live)
 
     # --- one iteration ------------------------------------------------------------------------
 
@@ -274,6 +306,7 @@ class Trainer:
         adversarial = self.iteration >= self.config.loss.adversarial_start
         d_loss = self.d_step(image, fake.detach()) if adversarial else fake.new_zeros(())
         losses = self.g_step(image, mask, fake, lmk_pred, landmarks, adversarial)
+        self.update_ema()
         self.g_scheduler.step()
         with warnings.catch_warnings():  # D's schedule counts the warm-up, where D is not stepped
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler")
@@ -318,7 +351,7 @@ class Trainer:
                        mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-batch loss terms (batch means) and per-image metrics [B] of the eval-mode model."""
         with self.autocast():
-            out, lmk_pred = self.generator(masked_input(image, mask), mask)
+            out, lmk_pred = self.inference_generator(masked_input(image, mask), mask)
             d_fake = self.discriminator(out)
             terms = self.loss.generator_losses(out, image, mask, lmk_pred, landmarks, d_fake)
         out = out.float()
@@ -372,11 +405,12 @@ class Trainer:
     def sample_grid(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The TensorBoard image for a few faces of `batch` (see `inclg.train.samples`)."""
         image, landmarks, mask = (t[:SAMPLE_FACES] for t in self.to_device(*batch))
-        self.generator.eval()
+        generator = self.inference_generator
+        generator.eval()
         try:
             with self.autocast():
                 masked = masked_input(image, mask)
-                out, lmk_pred = self.generator(masked, mask)
+                out, lmk_pred = generator(masked, mask)
         finally:
             self.generator.train()
         out = out.float()
@@ -398,6 +432,7 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
             "best_val_weights": self._val_weights(),
             "train_seconds": self.elapsed_seconds(),
+            "validation_history": self.validation_history,
         }
 
     def _val_weights(self) -> dict[str, float]:
@@ -413,6 +448,12 @@ class Trainer:
         """Continue exactly where `checkpoint` stopped: weights, optimisers, schedules, RNGs,
         iteration and sample-stream position."""
         checkpoint.load_models(self.generator, self.discriminator)
+        if self.generator_ema is not None:
+            if checkpoint.generator_ema is not None:
+                checkpoint.load_ema(self.generator_ema.module)
+                self.generator_ema.n_averaged.fill_(1)  # resumed, not started from the live weights
+            else:  # a run that gains the average on resume starts it from the loaded weights
+                self.generator_ema.n_averaged.zero_()
         state = checkpoint.state
         self.g_optimizer.load_state_dict(state["optimizer_g"])
         self.d_optimizer.load_state_dict(state["optimizer_d"])
@@ -430,6 +471,7 @@ class Trainer:
             # yardstick, so the next validation sets a new best
             self.best_val_loss = math.inf
         self.train_seconds = float(state.get("train_seconds", 0.0))  # absent before 2026-12
+        self.validation_history = list(state.get("validation_history", []))  # idem
         self.checkpointer.loaded(self.iteration, checkpoint.path)
 
     def save(self, best: bool = False) -> Path | None:
@@ -438,9 +480,11 @@ class Trainer:
         info = None
         if self._validated is not None and self._validated[0] == self.iteration:
             info = {"validation": self._validated[1]}
+        ema = None if self.generator_ema is None else self.generator_ema.module
         return self.checkpointer.save(self.iteration, self.generator, self.discriminator,
                                       self.state, self.config, info,
-                                      best_loss=self.best_val_loss if best else None)
+                                      best_loss=self.best_val_loss if best else None,
+                                      generator_ema=ema)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -527,6 +571,8 @@ class Trainer:
         values = self.validate()
         it = self.iteration
         self._validated = (it, values)
+        self.validation_history.append({**values, "iteration": float(it),
+                                        "samples_seen": float(self.samples_seen)})
         result.validation = values
         result.history.append((it, values))
         if self._log is not None:
