@@ -120,6 +120,10 @@ class TrainConfig:
     # iterations): validation, the best checkpoint and the exported model use the average, which
     # smooths out the step-to-step swings of a high learning rate.
     ema_decay: float = 0.0
+    # Training images (fixed, seeded) over which the BatchNorm statistics of the generator that is
+    # validated and saved are recomputed before each validation and checkpoint (0 = keep the
+    # running statistics); see `inclg.train.calibration`.
+    bn_calibration_images: int = 0
 
 
 @dataclass

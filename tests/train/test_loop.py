@@ -235,3 +235,26 @@ def test_a_weight_average_decay_outside_zero_to_one_is_refused(overrides):
 
     with pytest.raises(ConfigError, match="train.ema_decay"):
         _trainer(load_config(TINY, [*overrides, "train.ema_decay=1.5"]))
+
+
+def test_batchnorm_statistics_are_recomputed_for_the_evaluated_weights(overrides, tmp_path):
+    config = load_config(TINY, [*overrides, "train.ema_decay=0.5",
+                                "train.bn_calibration_images=4", "train.max_iterations=2"])
+    trainer = _trainer(config, run_dir=tmp_path)
+    trainer.fit()
+    ema = trainer.inference_generator
+    from inclg.train.calibration import batchnorm_layers
+
+    layer = batchnorm_layers(ema)[0]
+    assert layer.momentum == 0.1 and not layer.training  # restored after the pass
+    saved = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path)).generator_ema
+    name = next(k for k in saved if k.endswith("running_mean"))
+    assert torch.equal(saved[name], ema.state_dict()[name])
+    live = trainer.generator.state_dict()[name]
+    assert not torch.allclose(saved[name], live)  # the average's own statistics, not the live
+    # the same statistics again from the same fixed faces, whatever the global RNG did since
+    before = saved[name].clone()
+    torch.rand(5)
+    trainer._calibrated_at = None
+    trainer.calibrate()
+    assert torch.allclose(ema.state_dict()[name], before)

@@ -50,6 +50,7 @@ from inclg.model.masking import composite, masked_input
 from inclg.model.vgg import VGGFeatures
 from inclg.train import checkpoint as ckpt
 from inclg.train import distributed
+from inclg.train.calibration import recalibrate_batchnorm
 from inclg.train.data import train_loader, val_loader
 from inclg.train.distributed import DistInfo
 from inclg.train.runlog import RunLog, TrainingError
@@ -231,6 +232,8 @@ class Trainer:
         # every validation of the run, resumes included: the training curve travels with the
         # checkpoint when the run folder (and its TensorBoard logs) stays behind on a machine
         self.validation_history: list[dict[str, float]] = []
+        self._calibration: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # (image, mask)
+        self._calibrated_at: int | None = None  # iteration of the last BatchNorm calibration
 
     def _make_ema(self, decay: float) -> AveragedModel | None:
         """The averaged generator (`train.ema_decay`), always in eval mode: it is only run."""
@@ -258,6 +261,30 @@ class Trainer:
         self.generator_ema.update_parameters(self.generator)
         for mine, live in zip(self.generator_ema.module.buffers(), self.generator.buffers()):
             mine.copy_(live)
+
+    def calibrate(self) -> None:
+        """Recompute the BatchNorm statistics of `inference_generator` for its current weights
+        (`train.bn_calibration_images`; once per iteration): before validating, sampling or
+        saving it. The fixed calibration faces are drawn once with the run's seed, outside the
+        global RNG, so the sample stream and an exact resume are unaffected."""
+        count = self.config.train.bn_calibration_images
+        if count <= 0 or self.train_data is None or self._calibrated_at == self.iteration:
+            return
+        if self._calibration is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.train.seed)
+                items = [self.train_data[i]  # type: ignore[index]
+                         for i in range(min(count, len(self.train_data)))]  # type: ignore[arg-type]
+            size = self.config.train.batch_size
+            self._calibration = [
+                (torch.stack([item[0] for item in items[i:i + size]]),
+                 torch.stack([item[2] for item in items[i:i + size]]))
+                for i in range(0, len(items), size)]
+        batches = ((self._to_layout(image), self._to_layout(mask))
+                   for image, mask in self._calibration)
+        with self.autocast():
+            recalibrate_batchnorm(self.inference_generator, batches)
+        self._calibrated_at = self.iteration
 
     # --- one iteration ------------------------------------------------------------------------
 
@@ -291,9 +318,11 @@ class Trainer:
     def to_device(self, image: torch.Tensor, landmarks: torch.Tensor,
                   mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A loader batch on this process's device, images and masks in the training layout."""
-        def move(t: torch.Tensor) -> torch.Tensor:
-            return t.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        return move(image), landmarks.to(self.device, non_blocking=True), move(mask)
+        return (self._to_layout(image), landmarks.to(self.device, non_blocking=True),
+                self._to_layout(mask))
+
+    def _to_layout(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     def train_step(self, image: torch.Tensor, landmarks: torch.Tensor,
                    mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -372,6 +401,7 @@ class Trainer:
                             rank=self.dist.rank, world_size=self.dist.world_size,
                             workers=self.config.data.num_workers,
                             pin_memory=self.device.type == "cuda")
+        self.calibrate()
         keys = list(LOSS_NAMES) + list(VAL_METRICS)
         sums = torch.zeros(len(keys), dtype=torch.float64, device=self.device)
         counts = torch.zeros(len(keys), dtype=torch.float64, device=self.device)
@@ -405,6 +435,7 @@ class Trainer:
     def sample_grid(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The TensorBoard image for a few faces of `batch` (see `inclg.train.samples`)."""
         image, landmarks, mask = (t[:SAMPLE_FACES] for t in self.to_device(*batch))
+        self.calibrate()
         generator = self.inference_generator
         generator.eval()
         try:
@@ -477,6 +508,7 @@ class Trainer:
     def save(self, best: bool = False) -> Path | None:
         """Checkpoint the current iteration (once; rank 0 only, others return None), marked as
         the best if asked; old ones are pruned (see `CheckpointManager`)."""
+        self.calibrate()
         info = None
         if self._validated is not None and self._validated[0] == self.iteration:
             info = {"validation": self._validated[1]}
