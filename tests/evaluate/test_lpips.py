@@ -80,3 +80,12 @@ def test_real_weights_rank_noise_above_blur_above_a_one_pixel_shift():
     shift = torch.roll(image, 1, dims=3)
     d = [net(image, other).item() for other in (noise, blur, shift)]
     assert d[0] > d[1] > d[2] > 0
+
+
+def test_features_computed_once_give_the_same_distance_as_the_pair(net):
+    torch.manual_seed(1)
+    truth, outputs = torch.rand(2, 3, 32, 32), [torch.rand(2, 3, 32, 32) for _ in range(2)]
+    reference = net.features(truth)
+    for out in outputs:
+        assert torch.allclose(net.distance(net.features(out), reference), net(out, truth),
+                              rtol=1e-5, atol=1e-7)

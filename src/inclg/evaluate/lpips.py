@@ -50,13 +50,23 @@ class LPIPS(nn.Module):
         self.eval()
 
     @torch.no_grad()
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([a, b]).float() * 2 - 1  # [0, 1] -> [-1, 1], as lpips(normalize=True)
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The unit-normalised activations of [B, 3, H, W] images in [0, 1], one per layer:
+        computed once for an image that several others are compared with (the evaluation's
+        ground truth against every method)."""
+        x = x.float() * 2 - 1  # [0, 1] -> [-1, 1], as lpips(normalize=True)
         feats = self.vgg((x - self.shift) / self.scale)
-        total = torch.zeros(a.shape[0], device=a.device)
-        for lin, name in zip(self.lins, LPIPS_LAYERS, strict=True):
-            fa, fb = feats[name].chunk(2)  # [B, C, h, w] each
-            na = fa / (fa.pow(2).sum(1, keepdim=True).sqrt() + _EPS)
-            nb = fb / (fb.pow(2).sum(1, keepdim=True).sqrt() + _EPS)
-            total = total + ((na - nb) ** 2 * lin).sum(1).mean((1, 2))
+        return [f / (f.pow(2).sum(1, keepdim=True).sqrt() + _EPS)
+                for f in (feats[name] for name in LPIPS_LAYERS)]
+
+    def distance(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+        """LPIPS [B] between two images' `features`."""
+        total = torch.zeros(a[0].shape[0], device=a[0].device)
+        for lin, fa, fb in zip(self.lins, a, b, strict=True):
+            total = total + ((fa - fb) ** 2 * lin).sum(1).mean((1, 2))
         return total
+
+    @torch.no_grad()
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        both = self.features(torch.cat([a, b]))
+        return self.distance([f[: a.shape[0]] for f in both], [f[a.shape[0]:] for f in both])

@@ -286,6 +286,7 @@ def evaluate(options: EvalOptions,
         if fid_net is not None:
             features["real"].append(inception_features(fid_net, image))
         outputs = {}
+        reference = lpips_net.features(image) if lpips_net is not None else None
         for method in methods:
             assert method.run is not None
             out, points = method.run(image, mask)
@@ -298,7 +299,8 @@ def evaluate(options: EvalOptions,
             scores["l1"] += metrics.mae(out, image).tolist()
             scores["l1_hole"] += metrics.mae(out, image, mask).tolist()
             if lpips_net is not None:
-                scores["lpips"] += lpips_net(out, image).tolist()
+                scores["lpips"] += lpips_net.distance(lpips_net.features(out),
+                                                      reference).tolist()
             if points is not None and truth is not None:
                 scores["nme"] += metrics.nme(points.cpu(), truth).tolist()
             if fid_net is not None:
