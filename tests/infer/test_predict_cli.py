@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from inclg.cli import app
 from inclg.infer.pipeline import seed_for
 from inclg.io.images import load_rgb
+from inclg.weights import DEFAULT_DIR, UNTRAINED_ID, has_model, load_model
 
 pytestmark = pytest.mark.dlib
 
@@ -86,7 +87,9 @@ def test_one_photo_gives_result_before_after_landmarks_and_json(photo, tiny_weig
     assert measured["predicted"]["pose"] and measured["difference"]["mouth_width"]["mm"] is None
 
 
-def test_bundled_untrained_model_says_so_everywhere(photo):
+def test_bundled_untrained_model_says_so_everywhere(photo, tmp_path, monkeypatch):
+    # a package without trained weights (the state before the default model shipped)
+    monkeypatch.setattr("inclg.weights.DEFAULT_DIR", tmp_path / "no-default")
     result = predict(photo, "--auto-mask", "cleft-left", "-o", photo.parent / "o")
     assert result.exit_code == 0, result.output
     assert "warning: UNTRAINED MODEL" in result.stderr
@@ -101,6 +104,18 @@ def test_bundled_untrained_model_says_so_everywhere(photo):
         top = np.asarray(img)[:12]
     red = (top[..., 0] > 150) & (top[..., 1] < 80) & (top[..., 2] < 80)
     assert red.mean() > 0.5  # the shared result says so too
+
+
+@pytest.mark.skipif(not has_model(DEFAULT_DIR), reason="no trained default model bundled")
+def test_the_bundled_trained_model_carries_no_warning(photo):
+    result = predict(photo, "--auto-mask", "lip", "-o", photo.parent / "o")
+    assert result.exit_code == 0, result.output
+    assert "UNTRAINED" not in result.stderr
+    record = json.loads((photo.parent / "o" / "face.lip.json").read_text())
+    assert record["trained"] is True and record.get("warning") is None
+    assert record["model"]["id"] == load_model().model_id != UNTRAINED_ID
+    with Image.open(photo.parent / "o" / "face.lip.result.png") as img:
+        assert img.text["inclg:trained"] == "true"
 
 
 def _write_variants(folder: Path) -> None:
