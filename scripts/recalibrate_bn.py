@@ -6,8 +6,8 @@
 
 For generators saved before training recomputed them itself (`train.bn_calibration_images`,
 `inclg.train.calibration`): the landmark head's running statistics belong to the live weights of
-the moment, not to the saved (averaged) ones. The statistics are averaged over the first
-`--images` faces of the config's training data (augmented and masked as in training, seed 0);
+the moment, not to the saved (averaged) ones. The statistics are averaged over the same fixed training faces as
+training uses (`--images` of them, augmented and masked as in training with the config's seed);
 the landmark NME on the first `--test` test faces with lip masks is printed before and after,
 with the mean error of the jaw points along x (the symptom: a sideways shift).
 """
@@ -48,7 +48,7 @@ def main() -> int:
     from inclg.evaluate import privacy
     from inclg.evaluate.runner import landmarks_path_for
     from inclg.model.generator import Generator
-    from inclg.train.calibration import recalibrate_batchnorm
+    from inclg.train.calibration import calibration_batches, recalibrate_batchnorm
     from inclg.train.loop import build_datasets
 
     generator = Generator.from_pretrained(args.generator).eval()
@@ -60,12 +60,9 @@ def main() -> int:
         masks = privacy.landmark_audit_masks(truth, ["lip"], faces.shape[-1])[:, 0]
         test = (faces, masks, truth)
         report["before"] = lip_nme(generator, *test)
-    train, _ = build_datasets(load_config(args.config))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        items = [train[i] for i in range(min(args.images, len(train)))]
-    batches = [(torch.stack([x[0] for x in items[i:i + 8]]),
-                torch.stack([x[2] for x in items[i:i + 8]])) for i in range(0, len(items), 8)]
+    config = load_config(args.config)
+    train, _ = build_datasets(config)
+    batches = calibration_batches(train, args.images, config.train.batch_size, config.train.seed)
     report["images"] = recalibrate_batchnorm(generator, batches)
     if test is not None:
         report["after"] = lip_nme(generator, *test)

@@ -45,3 +45,23 @@ def test_a_network_without_batchnorm_is_not_run():
 
     assert recalibrate_batchnorm(Plain(), [(torch.rand(1, 3, 2, 2), torch.zeros(1, 1, 2, 2))]) == 0
     assert not calls
+
+
+def test_calibration_batches_are_fixed_and_leave_the_global_rng_alone():
+    from inclg.train.calibration import calibration_batches
+
+    class Random(torch.utils.data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):  # draws from torch's RNG, as the training dataset does
+            return torch.rand(3, 2, 2), torch.zeros(68, 2), torch.rand(1, 2, 2)
+
+    torch.manual_seed(7)
+    first = calibration_batches(Random(), 4, 3, seed=0)
+    after = torch.rand(1)
+    torch.manual_seed(7)
+    second = calibration_batches(Random(), 4, 3, seed=0)
+    assert torch.equal(torch.rand(1), after)  # the caller's stream is where it was
+    assert [b[0].shape[0] for b in first] == [3, 1]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second))

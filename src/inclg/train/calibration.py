@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from inclg.model.masking import masked_input
 
@@ -52,3 +53,16 @@ def recalibrate_batchnorm(generator: nn.Module,
         for module, training in modes.items():
             module.train(training)
     return seen
+
+
+def calibration_batches(dataset: Dataset, count: int, batch_size: int,
+                        seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `count` items of a training `dataset` as (image, mask) batches, their random
+    holes and augmentation drawn from `seed` without touching the global RNG: the same faces at
+    every calibration, and an exact resume stays exact."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        items = [dataset[i] for i in range(min(count, len(dataset)))]  # type: ignore[arg-type]
+    return [(torch.stack([item[0] for item in items[i:i + batch_size]]),
+             torch.stack([item[2] for item in items[i:i + batch_size]]))
+            for i in range(0, len(items), batch_size)]

@@ -149,17 +149,16 @@ class Checkpoint:
     def load_ema(self, generator: nn.Module) -> None:
         """Copy the averaged weights into a generator (the checkpoint must have them)."""
         assert self.generator_ema is not None
-        try:
-            load_strict(generator, self.generator_ema, str(self.path / EMA_NAME))
-        except WeightsError as err:
-            raise CheckpointError(f"{err}; resume with the config the checkpoint was trained "
-                                  f"with ({self.path / CONFIG_NAME})") from None
+        self._load(generator, self.generator_ema, EMA_NAME)
 
     def load_models(self, generator: nn.Module, discriminator: nn.Module) -> None:
         """Copy the weights into existing (unwrapped) networks, checking every key and shape."""
+        self._load(generator, self.generator, "generator")
+        self._load(discriminator, self.discriminator, "discriminator")
+
+    def _load(self, module: nn.Module, state: dict[str, torch.Tensor], part: str) -> None:
         try:
-            load_strict(generator, self.generator, str(self.path / "generator"))
-            load_strict(discriminator, self.discriminator, str(self.path / "discriminator"))
+            load_strict(module, state, str(self.path / part))
         except WeightsError as err:
             raise CheckpointError(f"{err}; resume with the config the checkpoint was trained "
                                   f"with ({self.path / CONFIG_NAME})") from None

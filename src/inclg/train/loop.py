@@ -50,7 +50,7 @@ from inclg.model.masking import composite, masked_input
 from inclg.model.vgg import VGGFeatures
 from inclg.train import checkpoint as ckpt
 from inclg.train import distributed
-from inclg.train.calibration import recalibrate_batchnorm
+from inclg.train.calibration import calibration_batches, recalibrate_batchnorm
 from inclg.train.data import train_loader, val_loader
 from inclg.train.distributed import DistInfo
 from inclg.train.runlog import RunLog, TrainingError
@@ -271,15 +271,9 @@ class Trainer:
         if count <= 0 or self.train_data is None or self._calibrated_at == self.iteration:
             return
         if self._calibration is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.config.train.seed)
-                items = [self.train_data[i]  # type: ignore[index]
-                         for i in range(min(count, len(self.train_data)))]  # type: ignore[arg-type]
-            size = self.config.train.batch_size
-            self._calibration = [
-                (torch.stack([item[0] for item in items[i:i + size]]),
-                 torch.stack([item[2] for item in items[i:i + size]]))
-                for i in range(0, len(items), size)]
+            self._calibration = calibration_batches(self.train_data, count,
+                                                    self.config.train.batch_size,
+                                                    self.config.train.seed)
         batches = ((self._to_layout(image), self._to_layout(mask))
                    for image, mask in self._calibration)
         with self.autocast():
