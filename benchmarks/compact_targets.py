@@ -151,7 +151,8 @@ def audit(weights: str, members: list[Path], non_members: list[Path], count: int
 def speed(path: Path) -> dict[str, Any]:
     doc = json.loads(path.read_text())
     ratio = doc.get("speedup_vs_paper")
-    return {"source": str(path), "speedup_vs_paper": ratio, "cpu": doc.get("processor"),
+    return {"source": str(path), "speedup_vs_paper": ratio, "cpu": doc.get("cpu"),
+            "weights": doc.get("weights"),
             "met": bool(ratio is not None and ratio >= SPEEDUP_TARGET)}
 
 
@@ -208,13 +209,17 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from inclg.data.filelists import read_flist
+    from inclg.io.files import atomic_write_text
     from inclg.machine import describe
+    from inclg.weights import load_model
 
     start = time.perf_counter()
     test = read_flist(args.lists / "test_images.flist")
     picked = sorted(random.Random(args.seed).sample(range(len(test)), min(args.limit, len(test))))
     test = [test[i] for i in picked]  # a seeded sample of both sources, in list order
     doc: dict[str, Any] = {"benchmark": "compact_targets", "weights": args.weights,
+                           # what `inclg predict` reports: compare it with the shipped model's
+                           "checksum": load_model(args.weights).checksum,
                            "test_sample": f"{len(test)} faces drawn with seed {args.seed}",
                            **describe()}
     doc["quality"], _ = quality(args.weights, test, args.limit)
@@ -224,10 +229,9 @@ def main() -> int:
     if args.speed is not None:
         doc["speed"] = speed(args.speed)
     doc["seconds"] = round(time.perf_counter() - start, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
     table = markdown(doc)
-    args.out.with_suffix(".md").write_text(table)
+    atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(args.out.with_suffix(".md"), table)
     print(table)
     return 0
 

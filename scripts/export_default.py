@@ -87,22 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         config = yaml.safe_load((checkpoint / "config.yaml").read_text())
         iteration = int(info["iteration"])
         images = iteration * int(config["train"]["batch_size"])
+        validation = info.get("validation")
         state_path = checkpoint / "state.pt"
         if state_path.is_file():
             state = torch.load(state_path, map_location="cpu", weights_only=True)
             images = int(state.get("samples_seen", images))
             if "train_seconds" in state:  # wall time in `fit` over the run, resumes included
                 meta["train_hours"] = round(float(state["train_seconds"]) / 3600, 3)
+            if validation is None:  # a checkpoint saved between validations: the latest one
+                validation = next((v for v in reversed(state.get("validation_history", []))
+                                   if v.get("iteration", 0) <= iteration), None)
+        if checkpoint.parent.name == "checkpoints":  # inside a run folder, not a copied one
+            meta["source_run"] = str(checkpoint.parent.parent.resolve())
         meta.update({
             "iteration": iteration,
             "images_seen": images,
-            "source_run": str(checkpoint.parent.parent.resolve()),
             "source_checkpoint": checkpoint.name,
             "weights": generator_dir.name,  # generator_ema: the moving average of the weights
             "selected_by": ("best.json (lowest validation loss)" if args.run is not None
                             and (args.run / "checkpoints" / "best.json").is_file() else
                             "latest checkpoint" if args.run is not None else "given"),
-            "validation": info.get("validation"),
+            "validation": validation,
             "config": config,
         })
     seconds = gpu_seconds(args.gpu_seconds_file)
@@ -110,12 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         None if seconds is None else seconds / 60)
     if minutes is not None:
         meta["gpu_minutes"] = round(minutes, 2)
-    if torch.cuda.is_available():
+    if torch.cuda.is_available():  # exported where it trained: the GPU run's own machine
         meta["gpu"] = torch.cuda.get_device_name(0)
-    elif "train_hours" in meta:
-        from inclg.machine import cpu_name
-
-        meta["cpu"] = cpu_name()
     meta["torch"] = torch.__version__
     if args.note:
         meta["note"] = args.note

@@ -1,9 +1,11 @@
-"""Which model `inclg predict` runs: the bundled default (untrained until it ships), any saved
-folder, or an imported original checkpoint; each with an id and a checksum for the outputs."""
+"""Which model `inclg predict` runs: the bundled default (untrained if its files are missing),
+any saved folder, or an imported original checkpoint; each with an id and a checksum for the
+outputs."""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,8 +22,10 @@ from inclg.weights import (
 )
 
 
-@pytest.mark.skipif(has_model(DEFAULT_DIR), reason="the trained default model has shipped")
-def test_untrained_default_is_deterministic_and_says_so():
+def test_without_its_weights_the_default_is_deterministic_and_says_so(tmp_path, monkeypatch):
+    import inclg.weights
+
+    monkeypatch.setattr(inclg.weights, "DEFAULT_DIR", tmp_path)  # an installation without them
     rng_before = torch.random.get_rng_state()
     first = load_model()
     assert torch.equal(torch.random.get_rng_state(), rng_before)  # the global RNG is left alone
@@ -31,6 +35,21 @@ def test_untrained_default_is_deterministic_and_says_so():
     assert len(first.checksum) == 64
     assert "UNTRAINED" in first.warning and "noise" in first.warning
     assert sum(p.numel() for p in first.generator.parameters()) == 13_894_479
+
+
+@pytest.mark.skipif(not has_model(DEFAULT_DIR), reason="no bundled model in this checkout")
+def test_the_shipped_default_is_the_trained_compact_model_of_the_model_card():
+    model = load_model()
+    assert model.trained and model.warning is None and model.model_id == "inclg-compact-cpu-v1"
+    files = list(DEFAULT_DIR.glob("*.safetensors"))
+    assert files and sum(f.stat().st_size for f in files) <= 10 * 1024 * 1024
+    from safetensors import safe_open
+
+    with safe_open(str(files[0]), "pt") as fh:
+        dtypes = {fh.get_tensor(k).dtype for k in fh.keys()}
+    assert torch.float16 in dtypes
+    card = (Path(__file__).parents[2] / "MODEL_CARD.md").read_text()
+    assert model.checksum in card  # the card describes the weights that ship
 
 
 def test_default_folder_is_package_data_with_a_readme():

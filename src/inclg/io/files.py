@@ -27,13 +27,17 @@ def _new_temp(path: Path) -> Path:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`.
 
-    On any exception the temporary file is removed and `path` keeps its previous content.
+    On any exception the temporary file is removed and `path` keeps its previous content. The
+    file gets the umask's mode even when the writer recreated it privately (safetensors writes
+    0600), so shipped weights stay readable to every user of an installed package.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_temp(path)
+    mode = tmp.stat().st_mode & 0o777
     try:
         yield tmp
+        os.chmod(tmp, mode)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -30,8 +30,9 @@ DEFAULT_DIR = Path(__file__).parent / "default"
 UNTRAINED_ID = "inclg-untrained-seed0"
 UNTRAINED_SEED = 0
 UNTRAINED_WARNING = (
-    "UNTRAINED MODEL: the bundled INCLG weights are not trained yet (random weights, "
-    f"{UNTRAINED_ID}); the image inside the mask is noise, not a prediction"
+    "UNTRAINED MODEL: this installation lacks the bundled INCLG weights (random weights, "
+    f"{UNTRAINED_ID}); the image inside the mask is noise, not a prediction. Reinstall inclg "
+    "or give a trained model with --weights DIR"
 )
 
 
