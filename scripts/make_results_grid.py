@@ -9,7 +9,8 @@ Faces come from an image list of aligned crops (``inclg data faces`` layout: lan
 from ``landmarks/<src>/<name>.txt``), drawn with a seeded generator by age band where the file
 names carry ages (UTKFace ``AGE_GENDER_RACE_...``): `--infants` faces aged 0-3, then the rest of
 `--count` from everyone. Each face gets its lip mask and a cleft mask (left, right and bilateral
-in turn; the subject's side). The cells show the nose-and-mouth region (x 64-191, y 100-227 of
+in turn; the subject's side); `--kinds` names other pairs, e.g. ``cleft-bilateral,cleft-left`` to
+look at one kind on every face. The cells show the nose-and-mouth region (x 64-191, y 100-227 of
 the crop, where the masks lie) at full resolution. Outputs are composited (the input's own pixels
 outside the hole). The PNG is colour-quantised until it is under `--max-kb`. An untrained model
 gets a red banner saying so: never commit such a grid as a result.
@@ -74,13 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cell", type=int, default=96, help="pixels per cell")
     parser.add_argument("--max-kb", type=int, default=600)
+    parser.add_argument("--kinds", default="lip,cleft",
+                        help="the two mask kinds of the column groups; `cleft` takes left, right "
+                             "and bilateral in turn")
     args = parser.parse_args(argv)
+    from inclg.data.kinds import MaskKind
+
+    names = [k.value for k in MaskKind]
+    groups = args.kinds.split(",")
+    if len(groups) != 2 or any(k != "cleft" and k not in names for k in groups):
+        parser.error(f"--kinds takes two of cleft, {', '.join(names)} (got {args.kinds!r})")
 
     from inclg.data.filelists import read_flist
     from inclg.data.landmarks import load_landmarks
     from inclg.data.masks import landmark_mask
     from inclg.data.preview import small_png
     from inclg.evaluate.runner import landmarks_path_for
+    from inclg.io.files import atomic_write_bytes
     from inclg.io.images import load_rgb
     from inclg.weights import load_model
 
@@ -96,13 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         draw.rectangle([0, 0, sheet.width, HEADER], fill=(200, 0, 0))
         draw.text((4, 3), f"UNTRAINED MODEL ({model.model_id}): the filled region is noise",
                   fill="white")
-    for k, label in enumerate([f"lip: {c}" for c in columns] + [f"cleft: {c}" for c in columns]):
+    for k, label in enumerate([f"{g}: {c}" for g in groups for c in columns]):
         draw.text((k * cell + 4, banner - HEADER + 3), label, fill="black")
     records = []
     for row, path in enumerate(faces):
         rgb = load_rgb(path)
         points = load_landmarks(landmarks_path_for(path))
-        kinds = ("lip", CLEFTS[row % len(CLEFTS)])
+        kinds = [CLEFTS[row % len(CLEFTS)] if g == "cleft" else g for g in groups]
         tiles = []
         scale = rgb.shape[0] / 256  # the view scales with the crop (tests use tiny crops)
         vx, vy, vs = round(x * scale), round(y * scale), round(side * scale)
@@ -115,10 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         age = age_of(path)
         draw.text((4, banner + row * cell + 2), f"{age} y" if age is not None
                   else path.parent.name, fill="white")
-        records.append({"image": str(path), "age": age_of(path), "masks": list(kinds)})
+        records.append({"image": str(path), "age": age_of(path), "masks": kinds})
     data = small_png(sheet, args.max_kb)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(data)
+    atomic_write_bytes(args.out, data)
     print(json.dumps({"out": str(args.out), "bytes": len(data), "size": sheet.size,
                       "model_id": model.model_id, "checksum": model.checksum,
                       "trained": model.trained, "faces": records}, indent=1))

@@ -165,7 +165,7 @@ def _run(args: list[str], cwd: Path, blocked: bool = False) -> subprocess.Comple
 
 
 @pytest.mark.dlib
-def test_pipeline_end_to_end_on_cpu(tmp_path, monkeypatch):
+def test_pipeline_end_to_end_on_cpu(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("INCLG_HOME", str(tmp_path / "home"))  # no LPIPS / FID weights: skipped
     lists, masks = make_prepared(tmp_path / "prep", {"train": 16, "val": 8, "test": 8})
     chunks = tmp_path / "carry"
@@ -199,6 +199,22 @@ def test_pipeline_end_to_end_on_cpu(tmp_path, monkeypatch):
     assert meta["trained"] is True and meta["model_id"] == "inclg-default-v1"
     assert meta["iteration"] == 3 and meta["images_seen"] == 6 and meta["gpu_minutes"] == 1.0
     assert meta["source_checkpoint"] == "iter_00000003" and meta["config"]["train"]["batch_size"] == 2
+    assert "psnr_hole" in meta["validation"]  # the figures of the validation it was picked by
+    assert "cpu" not in meta  # the exporting machine is not the one that trained
+
+    # a checkpoint copied out of its run (training/compact_cpu) whose info.json has no
+    # validation: the figures come from the validation history it carries
+    import shutil
+
+    copied = tmp_path / "copied"
+    shutil.copytree(run / "checkpoints" / "iter_00000003", copied)
+    info = json.loads((copied / "info.json").read_text())
+    info.pop("validation", None)
+    (copied / "info.json").write_text(json.dumps(info))
+    assert export_default.main(["--checkpoint", str(copied), "--out", str(tmp_path / "m2"),
+                                "--max-shard-mib", "0.05"]) == 0
+    meta2 = json.loads((tmp_path / "m2" / "config.json").read_text())["metadata"]
+    assert meta2["validation"]["iteration"] == 3 and "source_run" not in meta2
 
     from inclg.weights import load_model
 
@@ -228,5 +244,11 @@ def test_pipeline_end_to_end_on_cpu(tmp_path, monkeypatch):
 
     with Image.open(grid) as img:
         assert img.size == (8 * 32, 18 + 3 * 32)  # trained: no banner; a row per face
+    capsys.readouterr()
+    assert make_results_grid.main(["--images", str(held_out), "--weights", str(model),
+                                   "--out", str(grid), "--count", "2", "--cell", "32",
+                                   "--kinds", "cleft-bilateral,lip"]) == 0
+    faces = json.loads(capsys.readouterr().out)["faces"]
+    assert [f["masks"] for f in faces] == [["cleft-bilateral", "lip"]] * 2
     with tarfile.open(chunks / manifest["chunks"][0]["file"]) as tar:
         assert any(n.startswith("masks/") for n in tar.getnames())
