@@ -187,8 +187,9 @@ def markdown(doc: dict[str, Any]) -> str:
                   "| age | faces | " + " | ".join(KINDS) + " | NME |",
                   "|---|---|" + "---|" * (len(KINDS) + 1)]
         for band, entry in bands.items():
-            cells = [f"{entry['psnr_margin'][k]['mean']:+.2f} ± {entry['psnr_margin'][k]['ci95']:.2f}"
-                     if k in entry["psnr_margin"] else "–" for k in KINDS]
+            margin = entry["psnr_margin"]
+            cells = [f"{margin[k]['mean']:+.2f} ± {margin[k]['ci95']:.2f}" if k in margin else "–"
+                     for k in KINDS]
             nme_cell = f"{entry['nme']['mean']:.4f}" if entry.get("nme") else "–"
             lines.append(f"| {band} | {entry['faces']} | " + " | ".join(cells) + f" | {nme_cell} |")
     return "\n".join(lines) + "\n"

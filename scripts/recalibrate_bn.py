@@ -6,8 +6,9 @@
 
 For generators saved before training recomputed them itself (`train.bn_calibration_images`,
 `inclg.train.calibration`): the landmark head's running statistics belong to the live weights of
-the moment, not to the saved (averaged) ones. The statistics are averaged over the same fixed training faces as
-training uses (`--images` of them, augmented and masked as in training with the config's seed);
+the moment, not to the saved (averaged) ones. The statistics are averaged over the same fixed
+training faces as training uses (`--images` of them, augmented and masked as in training with the
+config's seed);
 the landmark NME on the first `--test` test faces with lip masks is printed before and after,
 with the mean error of the jaw points along x (the symptom: a sideways shift).
 """
